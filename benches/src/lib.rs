@@ -1,0 +1,1 @@
+//! Benchmarks live in `bench_main.rs`; this library is empty.

@@ -1,0 +1,335 @@
+//! Fast CPU 2-D convolution: im2col / col2im + GEMM, parallel over the batch, as a candle
+//! `CustomOp2` with its own backward for the input and the weight.
+//!
+//! candle's CPU `conv2d` backward computes the input gradient with a direct
+//! `conv_transpose2d` loop and the weight gradient with a large-kernel convolution; both are far
+//! slower than the GEMM formulation. Here, per image `b` (rows `K = c_in * kh * kw`, columns
+//! `N = out_h * out_w`):
+//! - forward:      `y_b  = W (c_out x K) * col(x_b) (K x N)`
+//! - input grad:   `dx_b = col2im(W^T (K x c_out) * dy_b (c_out x N))`
+//! - weight grad:  `dW   = sum_b dy_b (c_out x N) * col(x_b)^T (N x K)`
+//!
+//! 1x1 stride-1 convolutions skip im2col entirely. Weight-gradient partial sums are taken over a
+//! fixed split of the batch, so results do not depend on the thread count or scheduling.
+//! On other devices or dtypes [`conv2d`] uses candle's own convolution.
+
+use std::cell::RefCell;
+
+use candle::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu::f32_slice;
+
+/// Number of partial sums for the weight gradient (fixed for determinism).
+const WEIGHT_GRAD_CHUNKS: usize = 8;
+
+/// 2-D convolution without bias, groups 1, dilation 1: `input` (B, C_in, H, W), `weight`
+/// (C_out, C_in, kh, kw) -> (B, C_out, H_out, W_out).
+///
+/// Uses the fast GEMM kernel for f32 on CPU and candle's `conv2d` elsewhere.
+pub fn conv2d(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    if matches!(input.device(), Device::Cpu) && input.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+        conv2d_fast(input, weight, stride, padding)
+    } else {
+        conv2d_reference(input, weight, stride, padding)
+    }
+}
+
+/// The fast CPU kernel; errors on other devices or dtypes.
+pub fn conv2d_fast(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let geom = Geom::new(input.dims(), weight.dims(), stride, padding)?;
+    if !matches!(input.device(), Device::Cpu) {
+        candle::bail!("conv2d_fast: CPU only, got {:?}", input.device().location())
+    }
+    input.contiguous()?.apply_op2(&weight.contiguous()?, FastConv2d { geom })
+}
+
+/// candle's stock convolution (the reference path and the path on CUDA).
+pub fn conv2d_reference(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    input.conv2d(weight, padding, stride, 1, 1)
+}
+
+/// Shapes of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    b_sz: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    padding: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl Geom {
+    fn new(input: &[usize], weight: &[usize], stride: usize, padding: usize) -> Result<Self> {
+        let &[b_sz, c_in, h, w] = input else {
+            candle::bail!("conv2d: input must be (B,C,H,W), got {input:?}")
+        };
+        let &[c_out, c_in_k, kh, kw] = weight else {
+            candle::bail!("conv2d: weight must be (C_out,C_in,kh,kw), got {weight:?}")
+        };
+        if c_in != c_in_k {
+            candle::bail!("conv2d: input has {c_in} channels but weight expects {c_in_k}")
+        }
+        if stride == 0 || h + 2 * padding < kh || w + 2 * padding < kw {
+            candle::bail!("conv2d: invalid geometry input {input:?} weight {weight:?} stride {stride} padding {padding}")
+        }
+        let out_h = (h + 2 * padding - kh) / stride + 1;
+        let out_w = (w + 2 * padding - kw) / stride + 1;
+        Ok(Self { b_sz, c_in, h, w, c_out, kh, kw, stride, padding, out_h, out_w })
+    }
+
+    /// Rows of the column matrix.
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Columns of the column matrix (output pixels).
+    fn n(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0
+    }
+
+    fn in_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    fn out_len(&self) -> usize {
+        self.c_out * self.n()
+    }
+}
+
+struct FastConv2d {
+    geom: Geom,
+}
+
+impl CustomOp2 for FastConv2d {
+    fn name(&self) -> &'static str {
+        "fast-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.geom;
+        let x = f32_slice(s1, l1, "conv2d")?;
+        let weight = f32_slice(s2, l2, "conv2d")?;
+        let mut out = vec![0f32; g.b_sz * g.out_len()];
+        out.par_chunks_mut(g.out_len()).enumerate().for_each(|(bi, out_b)| {
+            let x_b = &x[bi * g.in_len()..(bi + 1) * g.in_len()];
+            with_col_buffer(g, x_b, |col| {
+                // SAFETY: out_b is c_out x n, weight c_out x k, col k x n, all row-major.
+                unsafe {
+                    gemm_f32(g.c_out, g.n(), g.k(), out_b.as_mut_ptr(), g.n() as isize, false,
+                        weight.as_ptr(), g.k() as isize, 1, col.as_ptr(), g.n() as isize, 1);
+                }
+            });
+        });
+        Ok((CpuStorage::F32(out), Shape::from((g.b_sz, g.c_out, g.out_h, g.out_w))))
+    }
+
+    fn bwd(&self, input: &Tensor, weight: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let grad_input = grad.apply_op2_no_bwd(weight, &ConvInputGrad { geom: self.geom })?;
+        let grad_weight = input.apply_op2_no_bwd(&grad, &ConvWeightGrad { geom: self.geom })?;
+        Ok((Some(grad_input), Some(grad_weight)))
+    }
+}
+
+/// (grad_out, weight) -> grad_input.
+struct ConvInputGrad {
+    geom: Geom,
+}
+
+impl CustomOp2 for ConvInputGrad {
+    fn name(&self) -> &'static str {
+        "fast-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.geom;
+        let grad = f32_slice(s1, l1, "conv2d backward")?;
+        let weight = f32_slice(s2, l2, "conv2d backward")?;
+        let mut dx = vec![0f32; g.b_sz * g.in_len()];
+        dx.par_chunks_mut(g.in_len()).enumerate().for_each(|(bi, dx_b)| {
+            let dy_b = &grad[bi * g.out_len()..(bi + 1) * g.out_len()];
+            // dcol (k x n) = W^T (k x c_out; W is c_out x k row-major) * dy_b (c_out x n)
+            if g.is_pointwise() {
+                unsafe {
+                    gemm_f32(g.k(), g.n(), g.c_out, dx_b.as_mut_ptr(), g.n() as isize, false,
+                        weight.as_ptr(), 1, g.k() as isize, dy_b.as_ptr(), g.n() as isize, 1);
+                }
+            } else {
+                COL.with(|col| {
+                    let mut col = col.borrow_mut();
+                    let len = g.k() * g.n();
+                    if col.len() < len {
+                        col.resize(len, 0.0);
+                    }
+                    let dcol = &mut col[..len];
+                    unsafe {
+                        gemm_f32(g.k(), g.n(), g.c_out, dcol.as_mut_ptr(), g.n() as isize, false,
+                            weight.as_ptr(), 1, g.k() as isize, dy_b.as_ptr(), g.n() as isize, 1);
+                    }
+                    col2im(g, dcol, dx_b);
+                });
+            }
+        });
+        Ok((CpuStorage::F32(dx), Shape::from((g.b_sz, g.c_in, g.h, g.w))))
+    }
+}
+
+/// (input, grad_out) -> grad_weight.
+struct ConvWeightGrad {
+    geom: Geom,
+}
+
+impl CustomOp2 for ConvWeightGrad {
+    fn name(&self) -> &'static str {
+        "fast-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.geom;
+        let x = f32_slice(s1, l1, "conv2d backward")?;
+        let grad = f32_slice(s2, l2, "conv2d backward")?;
+        let w_len = g.c_out * g.k();
+        let n_chunks = WEIGHT_GRAD_CHUNKS.min(g.b_sz).max(1);
+        let per_chunk = g.b_sz.div_ceil(n_chunks);
+        let mut partials = vec![0f32; n_chunks * w_len];
+        partials.par_chunks_mut(w_len).enumerate().for_each(|(ci, acc)| {
+            let start = ci * per_chunk;
+            let end = ((ci + 1) * per_chunk).min(g.b_sz);
+            for bi in start..end {
+                let x_b = &x[bi * g.in_len()..(bi + 1) * g.in_len()];
+                let dy_b = &grad[bi * g.out_len()..(bi + 1) * g.out_len()];
+                with_col_buffer(g, x_b, |col| {
+                    // acc (c_out x k) += dy_b (c_out x n) * col^T (n x k)
+                    unsafe {
+                        gemm_f32(g.c_out, g.k(), g.n(), acc.as_mut_ptr(), g.k() as isize, bi > start,
+                            dy_b.as_ptr(), g.n() as isize, 1, col.as_ptr(), 1, g.n() as isize);
+                    }
+                });
+            }
+        });
+        let mut dw = partials[..w_len].to_vec();
+        for part in partials.chunks(w_len).skip(1) {
+            dw.iter_mut().zip(part).for_each(|(d, p)| *d += p);
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((g.c_out, g.c_in, g.kh, g.kw))))
+    }
+}
+
+thread_local! {
+    /// Per-thread im2col scratch, kept between calls so large buffers are not reallocated.
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the column matrix (k x n) of one image; pointwise convolutions use the image.
+fn with_col_buffer(g: Geom, x_b: &[f32], f: impl FnOnce(&[f32])) {
+    if g.is_pointwise() {
+        return f(x_b);
+    }
+    COL.with(|col| {
+        let mut col = col.borrow_mut();
+        let len = g.k() * g.n();
+        if col.len() < len {
+            col.resize(len, 0.0);
+        }
+        im2col(g, x_b, &mut col[..len]);
+        f(&col[..len]);
+    })
+}
+
+/// Output columns `ox` whose input column `ox * stride + kx - padding` lies inside `[0, w)`.
+fn valid_range(g: Geom, kx: usize) -> (usize, usize) {
+    let (s, p) = (g.stride as isize, g.padding as isize);
+    let lo = ((p - kx as isize).max(0) + s - 1) / s;
+    let hi_excl = ((g.w as isize + p - kx as isize - 1).div_euclid(s) + 1).clamp(0, g.out_w as isize);
+    let lo = (lo as usize).min(g.out_w);
+    (lo, (hi_excl as usize).max(lo))
+}
+
+fn im2col(g: Geom, x_b: &[f32], col: &mut [f32]) {
+    let n = g.n();
+    for ci in 0..g.c_in {
+        let plane = &x_b[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * n..][..n];
+                let (lo, hi) = valid_range(g, kx);
+                for oy in 0..g.out_h {
+                    let dst = &mut row[oy * g.out_w..(oy + 1) * g.out_w];
+                    let iy = (oy * g.stride + ky) as isize - g.padding as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if g.stride == 1 {
+                        let start = lo + kx - g.padding;
+                        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                            *d = src[ox * g.stride + kx - g.padding];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the column matrix (k x n) back onto the image gradient (the adjoint of `im2col`).
+fn col2im(g: Geom, col: &[f32], dx_b: &mut [f32]) {
+    let n = g.n();
+    for ci in 0..g.c_in {
+        let plane = &mut dx_b[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &col[((ci * g.kh + ky) * g.kw + kx) * n..][..n];
+                let (lo, hi) = valid_range(g, kx);
+                for oy in 0..g.out_h {
+                    let iy = (oy * g.stride + ky) as isize - g.padding as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let src = &row[oy * g.out_w..(oy + 1) * g.out_w];
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    if g.stride == 1 {
+                        let start = lo + kx - g.padding;
+                        dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]).for_each(|(d, s)| *d += s);
+                    } else {
+                        for ox in lo..hi {
+                            dst[ox * g.stride + kx - g.padding] += src[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m x n, row stride dst_rs) = [dst +] lhs (m x k) * rhs (k x n)`, single-threaded
+/// (the callers parallelise over the batch).
+///
+/// # Safety
+/// Every pointer must cover the strided extents it is given.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32(
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_rs: isize, accumulate: bool,
+    lhs: *const f32, lhs_rs: isize, lhs_cs: isize,
+    rhs: *const f32, rhs_rs: isize, rhs_cs: isize,
+) {
+    gemm::gemm(m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs,
+        1.0, 1.0, false, false, false, gemm::Parallelism::None);
+}

@@ -1,0 +1,92 @@
+//! The fast convolution agrees with candle's conv2d (values, input and weight gradients) on the
+//! WRN shapes, and with finite differences on a tiny case.
+
+use candle::{DType, Var};
+use dada_models::{conv2d_fast, conv2d_reference};
+
+use crate::common::{finite_diff, rand_tensor, rel_err, rel_err_slices};
+
+/// Checks fast vs candle for input (b, c_in, h, w) and a k x k kernel; returns nothing, asserts.
+fn check_against_candle(b: usize, c_in: usize, h: usize, c_out: usize, k: usize, stride: usize, padding: usize, seed: u64) {
+    let x = Var::from_tensor(&rand_tensor(&[b, c_in, h, h], seed)).unwrap();
+    let w = Var::from_tensor(&rand_tensor(&[c_out, c_in, k, k], seed + 1)).unwrap();
+    let y_fast = conv2d_fast(x.as_tensor(), w.as_tensor(), stride, padding).unwrap();
+    let y_ref = conv2d_reference(x.as_tensor(), w.as_tensor(), stride, padding).unwrap();
+    let what = format!("b{b} c_in{c_in} h{h} c_out{c_out} k{k} s{stride} p{padding}");
+    assert!(rel_err(&y_fast, &y_ref) < 1e-4, "{what}: forward {}", rel_err(&y_fast, &y_ref));
+    // loss = sum(y * r): dL/dy = r
+    let r = rand_tensor(y_ref.dims(), seed + 2);
+    let g_fast = (y_fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let g_ref = (y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, v) in [("input", &x), ("weight", &w)] {
+        let a = g_fast.get(v.as_tensor()).unwrap();
+        let e = g_ref.get(v.as_tensor()).unwrap();
+        let err = rel_err(a, e);
+        assert!(err < 1e-4, "{what}: {name} gradient rel err {err}");
+    }
+}
+
+#[test]
+fn agrees_with_candle_on_wrn_shapes() {
+    // (batch, c_in, h, c_out, k, stride, padding): stem, each group's first and inner 3x3
+    // convolutions, and the 1x1 shortcuts with stride 1 and 2.
+    let cases = [
+        (2, 3, 32, 16, 3, 1, 1),
+        (2, 16, 32, 32, 3, 1, 1),
+        (2, 32, 32, 32, 3, 1, 1),
+        (2, 16, 32, 32, 1, 1, 0),
+        (2, 32, 32, 64, 3, 2, 1),
+        (2, 32, 32, 64, 1, 2, 0),
+        (2, 64, 16, 128, 3, 2, 1),
+        (2, 64, 16, 128, 1, 2, 0),
+        (2, 128, 8, 128, 3, 1, 1),
+    ];
+    for (i, &(b, c_in, h, c_out, k, s, p)) in cases.iter().enumerate() {
+        check_against_candle(b, c_in, h, c_out, k, s, p, 10 * i as u64 + 1);
+    }
+}
+
+#[test]
+fn agrees_with_candle_on_odd_geometries() {
+    // odd sizes, no padding, stride 3, padding 2, a batch larger than the weight-grad chunking
+    check_against_candle(3, 5, 7, 4, 3, 1, 0, 100);
+    check_against_candle(1, 2, 9, 3, 3, 3, 1, 101);
+    check_against_candle(2, 3, 6, 2, 5, 1, 2, 102);
+    check_against_candle(11, 4, 5, 6, 3, 2, 1, 103);
+    check_against_candle(3, 4, 7, 5, 1, 2, 0, 104);
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    // loss(x, w) = sum(conv(x, w) * r) is bilinear, so central differences are exact up to
+    // rounding; evaluated in f64 through candle's conv for the perturbed points.
+    let (b, c_in, h, c_out, k, stride, padding) = (2, 2, 5, 3, 3, 2, 1);
+    let x = Var::from_tensor(&rand_tensor(&[b, c_in, h, h], 7)).unwrap();
+    let w = Var::from_tensor(&rand_tensor(&[c_out, c_in, k, k], 8)).unwrap();
+    let y = conv2d_fast(x.as_tensor(), w.as_tensor(), stride, padding).unwrap();
+    let r = rand_tensor(y.dims(), 9);
+    let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let r64 = r.to_dtype(DType::F64).unwrap();
+    let x64: Vec<f64> = x.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
+    let w64: Vec<f64> = w.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
+    let loss = |xv: &[f64], wv: &[f64]| -> f64 {
+        let xt = candle::Tensor::from_slice(xv, (b, c_in, h, h), &candle::Device::Cpu).unwrap();
+        let wt = candle::Tensor::from_slice(wv, (c_out, c_in, k, k), &candle::Device::Cpu).unwrap();
+        let y = xt.conv2d(&wt, padding, stride, 1, 1).unwrap();
+        (y * &r64).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    };
+    let fd_x = finite_diff(&x64, 1e-3, |xv| loss(xv, &w64));
+    let fd_w = finite_diff(&w64, 1e-3, |wv| loss(&x64, wv));
+    let an_x: Vec<f64> = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
+    let an_w: Vec<f64> = grads.get(w.as_tensor()).unwrap().flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
+    assert!(rel_err_slices(&an_x, &fd_x) < 1e-4, "input: {}", rel_err_slices(&an_x, &fd_x));
+    assert!(rel_err_slices(&an_w, &fd_w) < 1e-4, "weight: {}", rel_err_slices(&an_w, &fd_w));
+}
+
+#[test]
+fn rejects_mismatched_channels() {
+    let x = rand_tensor(&[1, 3, 8, 8], 1);
+    let w = rand_tensor(&[4, 2, 3, 3], 2);
+    let err = conv2d_fast(&x, &w, 1, 1).unwrap_err().to_string();
+    assert!(err.contains("conv2d"), "{err}");
+}

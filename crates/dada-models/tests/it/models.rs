@@ -1,0 +1,119 @@
+//! Model construction: parameter counts, output shapes, seeded determinism, and whole-model
+//! agreement of the fast kernels with candle's stock ops.
+
+use candle::{Device, Tensor};
+use dada_models::{build_model, build_model_with_kernels, Classifier, Kernels, ModelKind, ModelParams, WrnConfig};
+
+use crate::common::{rand_tensor, rel_err};
+
+fn count(kind: ModelKind, n_classes: usize) -> usize {
+    let params = ModelParams::new(0, &Device::Cpu);
+    build_model(kind, n_classes, &params).unwrap();
+    params.num_parameters()
+}
+
+#[test]
+fn wrn_40_2_has_2_243_546_parameters() {
+    // Z&K WRN-40-2, no conv biases: conv1 432 + groups 107_232 + 427_456 + 1_706_880
+    // + final BN 256 + fc 1_290
+    assert_eq!(count(ModelKind::Wrn40_2, 10), 2_243_546);
+}
+
+#[test]
+fn other_parameter_counts() {
+    // WRN-28-10: the published 36.5M (36_479_194 for 10 classes)
+    assert_eq!(count(ModelKind::Wrn28_10, 10), 36_479_194);
+    // CIFAR ResNet-18: 11_173_962 for 10 classes (as torchvision-style CIFAR variants)
+    assert_eq!(count(ModelKind::ResNet18, 10), 11_173_962);
+    // tiny CNN: convs 432 + 4_608 + 18_432, BNs 32 + 64 + 128, fc 650
+    assert_eq!(count(ModelKind::TinyCnn, 10), 24_346);
+}
+
+#[test]
+fn batch_norm_statistics_are_buffers_not_parameters() {
+    let params = ModelParams::new(0, &Device::Cpu);
+    build_model(ModelKind::TinyCnn, 10, &params).unwrap();
+    let buffers = params.named_buffers();
+    // 3 BatchNorms x (running_mean, running_var)
+    assert_eq!(buffers.len(), 6);
+    let names: Vec<String> = params.named_trainable_vars().into_iter().map(|(n, _)| n).collect();
+    assert!(names.iter().all(|n| !n.contains("running")));
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "trainable vars come sorted by name");
+    assert!(names.contains(&"block1.layer.0.conv1.weight".to_string()) || names.contains(&"conv1.weight".to_string()));
+}
+
+#[test]
+fn output_shapes_and_seeded_determinism() {
+    let x = rand_tensor(&[2, 3, 32, 32], 1);
+    for kind in [ModelKind::TinyCnn, ModelKind::Wrn40_2] {
+        let outputs: Vec<Tensor> = [5u64, 5, 6]
+            .iter()
+            .map(|&seed| {
+                let params = ModelParams::new(seed, &Device::Cpu);
+                let model = build_model(kind, 7, &params).unwrap();
+                model.forward_t(&x, false).unwrap()
+            })
+            .collect();
+        assert_eq!(outputs[0].dims(), &[2, 7], "{kind}");
+        assert_eq!(rel_err(&outputs[0], &outputs[1]), 0.0, "{kind}: same seed, same logits");
+        assert!(rel_err(&outputs[0], &outputs[2]) > 1e-3, "{kind}: another seed, other logits");
+    }
+}
+
+#[test]
+fn rejects_bad_inputs_and_configs() {
+    let params = ModelParams::new(0, &Device::Cpu);
+    let model = build_model(ModelKind::TinyCnn, 10, &params).unwrap();
+    let err = model.forward_t(&rand_tensor(&[2, 1, 8, 8], 1), false).unwrap_err().to_string();
+    assert!(err.contains("(B,3,H,W)"), "{err}");
+    let bad = WrnConfig { depth: 41, ..WrnConfig::wrn_40_2() };
+    let err = dada_models::wrn(&bad, params.var_builder()).unwrap_err().to_string();
+    assert!(err.contains("depth"), "{err}");
+    assert!("wrn_40_2".parse::<ModelKind>().is_ok());
+    assert!("wrn-40-2".parse::<ModelKind>().unwrap_err().to_string().contains("wrn_40_2"));
+}
+
+#[test]
+fn setting_a_var_changes_the_next_forward() {
+    // The unrolled search sets weights to w' with Var::set and back; the model must follow.
+    let params = ModelParams::new(0, &Device::Cpu);
+    let model = build_model(ModelKind::TinyCnn, 10, &params).unwrap();
+    let x = rand_tensor(&[2, 3, 16, 16], 2);
+    let before = model.forward_t(&x, false).unwrap();
+    let snapshot = params.snapshot().unwrap();
+    let (_, fc) = params.named_trainable_vars().into_iter().find(|(n, _)| n == "fc.weight").unwrap();
+    fc.set(&(fc.as_tensor() * 2.0).unwrap()).unwrap();
+    let changed = model.forward_t(&x, false).unwrap();
+    assert!(rel_err(&changed, &before) > 1e-3);
+    params.restore(&snapshot).unwrap();
+    assert_eq!(rel_err(&model.forward_t(&x, false).unwrap(), &before), 0.0);
+}
+
+/// The same model with fast and stock kernels: logits and every gradient agree.
+fn fast_matches_stock(kind: ModelKind, b: usize, h: usize) {
+    let x = (rand_tensor(&[b, 3, h, h], 3) * 2.0).unwrap();
+    let run = |kernels: Kernels| {
+        let params = ModelParams::new(9, &Device::Cpu);
+        let model: Box<dyn Classifier> = build_model_with_kernels(kind, 10, kernels, &params).unwrap();
+        let logits = model.forward_t(&x, true).unwrap();
+        let grads = logits.sqr().unwrap().mean_all().unwrap().backward().unwrap();
+        let grads: Vec<Tensor> = params.trainable_vars().iter().map(|v| grads.get(v.as_tensor()).unwrap().clone()).collect();
+        let eval = model.forward_t(&x, false).unwrap();
+        (logits, grads, eval)
+    };
+    let (l_fast, g_fast, e_fast) = run(Kernels::Fast);
+    let (l_stock, g_stock, e_stock) = run(Kernels::Stock);
+    assert!(rel_err(&l_fast, &l_stock) < 1e-4, "{kind}: train logits {}", rel_err(&l_fast, &l_stock));
+    assert!(rel_err(&e_fast, &e_stock) < 1e-4, "{kind}: eval logits {}", rel_err(&e_fast, &e_stock));
+    for (i, (a, e)) in g_fast.iter().zip(&g_stock).enumerate() {
+        assert!(rel_err(a, e) < 1e-3, "{kind}: gradient {i} rel err {}", rel_err(a, e));
+    }
+}
+
+#[test]
+fn fast_kernels_match_stock_on_tiny_cnn_and_wrn() {
+    fast_matches_stock(ModelKind::TinyCnn, 4, 16);
+    fast_matches_stock(ModelKind::Wrn40_2, 2, 32);
+}

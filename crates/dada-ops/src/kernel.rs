@@ -1,0 +1,224 @@
+//! Fused CPU kernels: the `ImageKernel` trait and the candle `CustomOp2` that runs one over a batch.
+use std::sync::Arc;
+
+use candle::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+use crate::{AugOp, OpParams};
+
+/// The size of one image `(C, H, W)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageDims {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+}
+
+impl ImageDims {
+    /// Elements of one image, `c * h * w`.
+    pub fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Pixels of one channel plane, `h * w`.
+    pub fn plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// Whether the image has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Forward and backward of one op on one image, as contiguous `(C, H, W)` f32 slices.
+///
+/// The per-image random parameters (signs, centres, noise) are captured by the kernel when the
+/// op builds it (`AugOp::kernel`); `index` is the image's position in the batch.
+pub trait ImageKernel: Send + Sync {
+    /// Writes `op(src)` for image `index` with magnitude `magnitude` into `dst` (fully).
+    fn forward(&self, index: usize, magnitude: f32, src: &[f32], dims: ImageDims, dst: &mut [f32]);
+
+    /// Adds `scale * (d out / d src)^T grad_out` to `grad_src` and returns
+    /// `sum(grad_out * d out / d magnitude)` (unscaled).
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+    ) -> f32;
+}
+
+/// Checks `images (B,C,H,W)` and `magnitudes (B,)` and returns the dims.
+pub(crate) fn check_inputs(
+    name: &str,
+    images: &Tensor,
+    magnitudes: &Tensor,
+) -> Result<(usize, ImageDims)> {
+    let dims = images.dims();
+    if dims.len() != 4 {
+        bail!("{name}: images must be (B,C,H,W), got {dims:?}")
+    }
+    let (b, c, h, w) = (dims[0], dims[1], dims[2], dims[3]);
+    if magnitudes.dims() != [b] {
+        bail!("{name}: magnitudes must be ({b},), got {:?}", magnitudes.dims())
+    }
+    if !images.dtype().is_float() || magnitudes.dtype() != images.dtype() {
+        bail!(
+            "{name}: images and magnitudes must share a float dtype, got {:?} and {:?}",
+            images.dtype(),
+            magnitudes.dtype()
+        )
+    }
+    Ok((b, ImageDims { c, h, w }))
+}
+
+/// The dispatch every built-in op's `apply` uses: fused kernel for f32 on the CPU, the
+/// plain-candle reference path otherwise.
+pub(crate) fn dispatch(
+    op: &dyn AugOp,
+    images: &Tensor,
+    magnitudes: &Tensor,
+    params: &OpParams,
+) -> Result<Tensor> {
+    let (b, dims) = check_inputs(op.name(), images, magnitudes)?;
+    if images.device().is_cpu() && images.dtype() == DType::F32 {
+        if let Some(kernel) = op.kernel(params, (b, dims.c, dims.h, dims.w))? {
+            return apply_kernel(op.name(), kernel, images, magnitudes);
+        }
+    }
+    op.apply_reference(images, magnitudes, params)
+}
+
+/// Runs `kernel` over the batch as a candle op with its own backward (CPU, f32).
+pub fn apply_kernel(
+    name: &'static str,
+    kernel: Arc<dyn ImageKernel>,
+    images: &Tensor,
+    magnitudes: &Tensor,
+) -> Result<Tensor> {
+    check_inputs(name, images, magnitudes)?;
+    images.contiguous()?.apply_op2(&magnitudes.contiguous()?, FusedOp { name, kernel })
+}
+
+struct FusedOp {
+    name: &'static str,
+    kernel: Arc<dyn ImageKernel>,
+}
+
+impl CustomOp2 for FusedOp {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let images = cpu_f32(self.name, s1, l1)?;
+        let mags = cpu_f32(self.name, s2, l2)?;
+        let (b, c, h, w) = l1.shape().dims4()?;
+        let dims = ImageDims { c, h, w };
+        let n = dims.len();
+        let mut out = vec![0f32; b * n];
+        if n > 0 {
+            out.par_chunks_mut(n).enumerate().for_each(|(i, dst)| {
+                self.kernel.forward(i, mags[i], &images[i * n..(i + 1) * n], dims, dst)
+            });
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        images: &Tensor,
+        magnitudes: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (b, c, h, w) = images.dims4()?;
+        let dims = ImageDims { c, h, w };
+        let n = dims.len();
+        let mut grad_images = vec![0f32; b * n];
+        let mut grad_mags = vec![0f32; b];
+        with_f32(images, |x| {
+            with_f32(magnitudes, |mags| {
+                with_f32(grad_res, |g| {
+                    if n > 0 {
+                        grad_images
+                            .par_chunks_mut(n)
+                            .zip(grad_mags.par_iter_mut())
+                            .enumerate()
+                            .for_each(|(i, (gx, gm))| {
+                                let r = i * n..(i + 1) * n;
+                                *gm = self.kernel.backward(
+                                    i,
+                                    mags[i],
+                                    &x[r.clone()],
+                                    dims,
+                                    &g[r],
+                                    1.0,
+                                    gx,
+                                );
+                            });
+                    }
+                    Ok(())
+                })
+            })
+        })?;
+        let dev = images.device();
+        Ok((
+            Some(Tensor::from_vec(grad_images, (b, c, h, w), dev)?),
+            Some(Tensor::from_vec(grad_mags, b, dev)?),
+        ))
+    }
+}
+
+/// The contiguous f32 slice of a CPU storage.
+pub(crate) fn cpu_f32<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("{name}: the fused cpu kernel needs f32 tensors, got {:?}", s.dtype())
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => bail!("{name}: the fused cpu kernel needs contiguous tensors"),
+    }
+}
+
+/// Calls `f` on the contiguous f32 data of a CPU tensor, copying only if it is strided.
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    if t.is_contiguous() && t.dtype() == DType::F32 {
+        let (storage, layout) = t.storage_and_layout();
+        if let Storage::Cpu(CpuStorage::F32(v)) = &*storage {
+            if let Some((start, end)) = layout.contiguous_offsets() {
+                return f(&v[start..end]);
+            }
+        }
+    }
+    let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    f(&v)
+}
+
+/// A per-image vector `(B,)` of a params tensor, or `default` when absent.
+pub(crate) fn per_image(t: Option<&Tensor>, b: usize, default: f32, what: &str) -> Result<Vec<f32>> {
+    match t {
+        None => Ok(vec![default; b]),
+        Some(t) => {
+            if t.dims() != [b] {
+                bail!("{what} must be ({b},), got {:?}", t.dims())
+            }
+            t.to_dtype(DType::F32)?.to_vec1::<f32>()
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `weighted_mixture`: `sum_k weights[:, k] * op_k(images, magnitudes)`, fused on the CPU.
+use std::sync::Arc;
+
+use candle::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::kernel::{cpu_f32, with_f32, ImageDims, ImageKernel};
+use crate::{OpParams, OpSet};
+
+/// The weighted sum of every op of `ops` applied to the same images:
+/// `out[b] = sum_k weights[b, k] * op_k(images[b], magnitudes[b, k])`.
+///
+/// `images (B,C,H,W)`, `weights (B, n_ops)`, `magnitudes` either `(B,)` (shared by all ops) or
+/// `(B, n_ops)` (one per op), `params[k]` drawn by `ops.get(k).sample`. Differentiable w.r.t.
+/// images, magnitudes and weights. On the CPU with f32 tensors (and every op providing a
+/// kernel) this is one fused pass over the batch, parallel over images; otherwise it is
+/// [`weighted_mixture_reference`].
+pub fn weighted_mixture(
+    ops: &OpSet,
+    images: &Tensor,
+    magnitudes: &Tensor,
+    weights: &Tensor,
+    params: &[OpParams],
+) -> Result<Tensor> {
+    let (b, dims, per_op) = check_mixture(ops, images, magnitudes, weights, params)?;
+    if images.device().is_cpu() && images.dtype() == DType::F32 {
+        let shape = (b, dims.c, dims.h, dims.w);
+        let mut kernels = Vec::with_capacity(ops.len());
+        for (op, p) in ops.iter().zip(params) {
+            match op.kernel(p, shape)? {
+                Some(k) => kernels.push(k),
+                None => return weighted_mixture_reference(ops, images, magnitudes, weights, params),
+            }
+        }
+        return images.contiguous()?.apply_op3(
+            &magnitudes.contiguous()?,
+            &weights.contiguous()?,
+            FusedMixture { kernels, per_op },
+        );
+    }
+    weighted_mixture_reference(ops, images, magnitudes, weights, params)
+}
+
+/// [`weighted_mixture`] built from each op's plain-candle `apply_reference` (any device).
+pub fn weighted_mixture_reference(
+    ops: &OpSet,
+    images: &Tensor,
+    magnitudes: &Tensor,
+    weights: &Tensor,
+    params: &[OpParams],
+) -> Result<Tensor> {
+    let (b, _, per_op) = check_mixture(ops, images, magnitudes, weights, params)?;
+    let mut acc: Option<Tensor> = None;
+    for (k, (op, p)) in ops.iter().zip(params).enumerate() {
+        let m = if per_op { magnitudes.narrow(1, k, 1)?.squeeze(1)? } else { magnitudes.clone() };
+        let w = weights.narrow(1, k, 1)?.reshape((b, 1, 1, 1))?;
+        let term = op.apply_reference(images, &m, p)?.broadcast_mul(&w)?;
+        acc = Some(match acc {
+            None => term,
+            Some(a) => (a + term)?,
+        });
+    }
+    match acc {
+        Some(a) => Ok(a),
+        None => images.zeros_like(),
+    }
+}
+
+fn check_mixture(
+    ops: &OpSet,
+    images: &Tensor,
+    magnitudes: &Tensor,
+    weights: &Tensor,
+    params: &[OpParams],
+) -> Result<(usize, ImageDims, bool)> {
+    let dims = images.dims();
+    if dims.len() != 4 {
+        bail!("weighted_mixture: images must be (B,C,H,W), got {dims:?}")
+    }
+    let (b, k) = (dims[0], ops.len());
+    if weights.dims() != [b, k] {
+        bail!("weighted_mixture: weights must be ({b}, {k}), got {:?}", weights.dims())
+    }
+    let per_op = match magnitudes.dims() {
+        [mb] if *mb == b => false,
+        [mb, mk] if *mb == b && *mk == k => true,
+        d => bail!("weighted_mixture: magnitudes must be ({b},) or ({b}, {k}), got {d:?}"),
+    };
+    if params.len() != k {
+        bail!("weighted_mixture: need {k} params (one per op), got {}", params.len())
+    }
+    if magnitudes.dtype() != images.dtype() || weights.dtype() != images.dtype() {
+        bail!("weighted_mixture: images, magnitudes and weights must share a dtype")
+    }
+    Ok((b, ImageDims { c: dims[1], h: dims[2], w: dims[3] }, per_op))
+}
+
+struct FusedMixture {
+    kernels: Vec<Arc<dyn ImageKernel>>,
+    per_op: bool,
+}
+
+impl FusedMixture {
+    #[inline]
+    fn magnitude(&self, mags: &[f32], i: usize, k: usize) -> f32 {
+        if self.per_op {
+            mags[i * self.kernels.len() + k]
+        } else {
+            mags[i]
+        }
+    }
+}
+
+impl CustomOp3 for FusedMixture {
+    fn name(&self) -> &'static str {
+        "weighted_mixture"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let images = cpu_f32("weighted_mixture", s1, l1)?;
+        let mags = cpu_f32("weighted_mixture", s2, l2)?;
+        let weights = cpu_f32("weighted_mixture", s3, l3)?;
+        let (b, c, h, w) = l1.shape().dims4()?;
+        let dims = ImageDims { c, h, w };
+        let (n, k_ops) = (dims.len(), self.kernels.len());
+        let mut out = vec![0f32; b * n];
+        if n > 0 {
+            out.par_chunks_mut(n).enumerate().for_each_init(
+                || vec![0f32; n],
+                |tmp, (i, dst)| {
+                    let x = &images[i * n..(i + 1) * n];
+                    for (k, kernel) in self.kernels.iter().enumerate() {
+                        let wk = weights[i * k_ops + k];
+                        if wk == 0.0 {
+                            continue;
+                        }
+                        kernel.forward(i, self.magnitude(mags, i, k), x, dims, tmp);
+                        dst.iter_mut().zip(tmp.iter()).for_each(|(d, t)| *d += wk * t);
+                    }
+                },
+            );
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        images: &Tensor,
+        magnitudes: &Tensor,
+        weights: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, h, w) = images.dims4()?;
+        let dims = ImageDims { c, h, w };
+        let (n, k_ops) = (dims.len(), self.kernels.len());
+        let m_per_image = if self.per_op { k_ops } else { 1 };
+        let mut grad_images = vec![0f32; b * n];
+        let mut grad_mags = vec![0f32; b * m_per_image];
+        let mut grad_weights = vec![0f32; b * k_ops];
+        with_f32(images, |x| {
+            with_f32(magnitudes, |mags| {
+                with_f32(weights, |wts| {
+                    with_f32(grad_res, |g| {
+                        if n == 0 || k_ops == 0 {
+                            return Ok(());
+                        }
+                        grad_images
+                            .par_chunks_mut(n)
+                            .zip(grad_mags.par_chunks_mut(m_per_image))
+                            .zip(grad_weights.par_chunks_mut(k_ops))
+                            .enumerate()
+                            .for_each_init(
+                                || vec![0f32; n],
+                                |tmp, (i, ((gx, gm), gw))| {
+                                    let r = i * n..(i + 1) * n;
+                                    let (xi, gi) = (&x[r.clone()], &g[r]);
+                                    for (k, kernel) in self.kernels.iter().enumerate() {
+                                        let m = self.magnitude(mags, i, k);
+                                        let wk = wts[i * k_ops + k];
+                                        kernel.forward(i, m, xi, dims, tmp);
+                                        gw[k] = tmp.iter().zip(gi).map(|(t, g)| t * g).sum();
+                                        if wk == 0.0 {
+                                            continue;
+                                        }
+                                        let dm = kernel.backward(i, m, xi, dims, gi, wk, gx);
+                                        gm[if self.per_op { k } else { 0 }] += wk * dm;
+                                    }
+                                },
+                            );
+                        Ok(())
+                    })
+                })
+            })
+        })?;
+        let dev = images.device();
+        let grad_mags = if self.per_op {
+            Tensor::from_vec(grad_mags, (b, k_ops), dev)?
+        } else {
+            Tensor::from_vec(grad_mags, b, dev)?
+        };
+        Ok((
+            Some(Tensor::from_vec(grad_images, (b, c, h, w), dev)?),
+            Some(grad_mags),
+            Some(Tensor::from_vec(grad_weights, (b, k_ops), dev)?),
+        ))
+    }
+}

@@ -1,0 +1,438 @@
+//! Per-pixel and histogram ops: `Identity`, `Invert`, `Solarize`, `Posterize`, `AutoContrast`,
+//! `Equalize` (PIL `ImageOps`).
+use std::sync::Arc;
+
+use candle::{DType, Device, Result, Tensor};
+use rand::rngs::StdRng;
+
+use crate::kernel::{check_inputs, dispatch, ImageDims, ImageKernel};
+use crate::ops::{per_image4, ste};
+use crate::{AugOp, Estimator, MagnitudeGrad, MagnitudeRange, OpParams};
+
+/// Solarize threshold range on the 0..255 scale: `thr = 256 m`.
+pub const SOLARIZE_RANGE: MagnitudeRange = MagnitudeRange { low: 0.0, high: 256.0, symmetric: false };
+/// Posterize bits range: `bits = int(4 + 4 m)`.
+pub const POSTERIZE_RANGE: MagnitudeRange = MagnitudeRange { low: 4.0, high: 8.0, symmetric: false };
+/// Width (in 0..255 levels) of the sigmoid that smooths the solarize threshold in its surrogate.
+pub const SOLARIZE_SURROGATE_WIDTH: f32 = 8.0;
+/// Solarize compares `255 x >= thr - THRESHOLD_TOLERANCE`, so u8 levels stored as f32 compare
+/// exactly like PIL's integer LUT (`i < thr` keeps `i`).
+pub const THRESHOLD_TOLERANCE: f32 = 1e-3;
+/// AutoContrast leaves a channel unchanged when `max - min` is at most this (PIL: `hi <= lo`).
+pub const AUTOCONTRAST_MIN_SPREAD: f32 = 1e-6;
+
+macro_rules! simple_op {
+    ($name:ident, $key:expr, $range:expr, $grad:expr) => {
+        impl AugOp for $name {
+            fn name(&self) -> &'static str {
+                $key
+            }
+            fn range(&self) -> Option<MagnitudeRange> {
+                $range
+            }
+            fn magnitude_grad(&self) -> MagnitudeGrad {
+                #[allow(clippy::redundant_closure_call)]
+                ($grad)(self)
+            }
+            fn sample(&self, _b_sz: usize, _rng: &mut StdRng, _dev: &Device) -> Result<OpParams> {
+                Ok(OpParams::none())
+            }
+            fn apply(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
+                dispatch(self, images, magnitudes, params)
+            }
+            fn apply_reference(&self, images: &Tensor, magnitudes: &Tensor, _: &OpParams) -> Result<Tensor> {
+                check_inputs(self.name(), images, magnitudes)?;
+                self.reference(images, magnitudes)
+            }
+            fn kernel(
+                &self,
+                _: &OpParams,
+                _: (usize, usize, usize, usize),
+            ) -> Result<Option<Arc<dyn ImageKernel>>> {
+                Ok(Some(Arc::new(PointKernel { op: self.as_point() })))
+            }
+        }
+    };
+}
+
+/// The identity (magnitude-free): `out = x`. Gradients: identity, magnitude zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Identity;
+
+/// Invert (magnitude-free): `out = 1 - x`; PIL `ImageOps.invert`. Image gradient exact (-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Invert;
+
+/// Solarize: invert pixels at or above the threshold, `out = x if 255 x < thr else 1 - x`, with
+/// `thr = 256 m` in [0, 256] (larger m, weaker effect); PIL `ImageOps.solarize(img, thr)`.
+///
+/// Image gradient exact (+1 / -1). Magnitude: straight-through, or (default) the surrogate
+/// `x + sigmoid((255 x - 256 m) / w) (1 - 2 x)` with `w = SOLARIZE_SURROGATE_WIDTH` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Solarize {
+    /// Magnitude-gradient estimator.
+    pub estimator: Estimator,
+}
+
+/// Posterize: keep the top `bits = int(4 + 4 m)` bits in [4, 8] of each u8 level (pixels are
+/// rounded to u8 first; 8 bits leaves the image unchanged); PIL `ImageOps.posterize`.
+///
+/// Image gradient straight-through (identity). Magnitude: straight-through, or (default) the
+/// surrogate "expected truncation loss" `-(2^(8 - b) - 1) / 510` with `b = 4 + 4 m` continuous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Posterize {
+    /// Magnitude-gradient estimator.
+    pub estimator: Estimator,
+}
+
+/// AutoContrast (magnitude-free): per channel, stretch `[min, max]` to `[0, 1]`,
+/// `out = (x - min) / (max - min)`; PIL `ImageOps.autocontrast` (cutoff 0).
+///
+/// Image gradient exact, including through `min` and `max` (ties share as in candle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AutoContrast;
+
+/// Equalize (magnitude-free): per channel, PIL's histogram equalization LUT on the u8 levels;
+/// PIL `ImageOps.equalize`.
+///
+/// Image gradient straight-through (identity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Equalize;
+
+impl Identity {
+    /// The op.
+    pub fn new() -> Self {
+        Self
+    }
+    fn as_point(&self) -> PointOp {
+        PointOp::Identity
+    }
+    fn reference(&self, images: &Tensor, _: &Tensor) -> Result<Tensor> {
+        Ok(images.clone())
+    }
+}
+
+impl Invert {
+    /// The op.
+    pub fn new() -> Self {
+        Self
+    }
+    fn as_point(&self) -> PointOp {
+        PointOp::Invert
+    }
+    fn reference(&self, images: &Tensor, _: &Tensor) -> Result<Tensor> {
+        images.affine(-1.0, 1.0)
+    }
+}
+
+impl Solarize {
+    /// The op with the given magnitude-gradient estimator.
+    pub fn new(estimator: Estimator) -> Self {
+        Self { estimator }
+    }
+    fn as_point(&self) -> PointOp {
+        PointOp::Solarize(self.estimator)
+    }
+    fn reference(&self, images: &Tensor, magnitudes: &Tensor) -> Result<Tensor> {
+        let thr = per_image4(&magnitudes.affine(SOLARIZE_RANGE.high as f64, -THRESHOLD_TOLERANCE as f64)?)?;
+        let level = images.affine(255.0, 0.0)?;
+        let mask = level.broadcast_ge(&thr)?.to_dtype(images.dtype())?.detach();
+        // out = x + mask (1 - 2 x)
+        let out = (images + (mask * images.affine(-2.0, 1.0)?)?)?;
+        match self.estimator {
+            Estimator::StraightThrough => out.broadcast_add(&ste(magnitudes)?),
+            Estimator::Surrogate => {
+                let w = SOLARIZE_SURROGATE_WIDTH as f64;
+                let x = images.detach();
+                let z = x
+                    .affine(255.0 / w, 0.0)?
+                    .broadcast_sub(&per_image4(&magnitudes.affine(SOLARIZE_RANGE.high as f64 / w, 0.0)?)?)?;
+                let s = (z.neg()?.exp()? + 1.0)?.recip()?;
+                let surrogate = (s * x.affine(-2.0, 1.0)?)?;
+                out + (&surrogate - surrogate.detach())?
+            }
+        }
+    }
+}
+
+impl Posterize {
+    /// The op with the given magnitude-gradient estimator.
+    pub fn new(estimator: Estimator) -> Self {
+        Self { estimator }
+    }
+    fn as_point(&self) -> PointOp {
+        PointOp::Posterize(self.estimator)
+    }
+    fn reference(&self, images: &Tensor, magnitudes: &Tensor) -> Result<Tensor> {
+        let (lo, hi) = (POSTERIZE_RANGE.low as f64, POSTERIZE_RANGE.high as f64);
+        let bits = magnitudes.detach().affine(hi - lo, lo)?.floor()?.clamp(lo, hi)?;
+        // q = 2^(8 - bits), an exact power of two after rounding.
+        let q = per_image4(&bits.affine(-std::f64::consts::LN_2, 8.0 * std::f64::consts::LN_2)?.exp()?.round()?)?;
+        let full = per_image4(&bits.ge(hi)?.to_dtype(images.dtype())?)?;
+        let levels = images.detach().affine(255.0, 0.5)?.floor()?.clamp(0.0, 255.0)?;
+        let kept = levels.broadcast_div(&q)?.floor()?.broadcast_mul(&q)?.affine(1.0 / 255.0, 0.0)?;
+        let hard = (full.broadcast_mul(&images.detach())? + full.affine(-1.0, 1.0)?.broadcast_mul(&kept)?)?;
+        // Straight-through to the image: value `hard`, gradient identity.
+        let out = (hard + (images - images.detach())?)?;
+        match self.estimator {
+            Estimator::StraightThrough => out.broadcast_add(&ste(magnitudes)?),
+            Estimator::Surrogate => {
+                // -(2^(8 - b) - 1) / 510 with b = 4 + 4 m = -(exp((4 - 4 m) ln 2) - 1) / 510.
+                let ln2 = std::f64::consts::LN_2;
+                let loss = magnitudes
+                    .affine(-(hi - lo) * ln2, (8.0 - lo) * ln2)?
+                    .exp()?
+                    .affine(-1.0 / 510.0, 1.0 / 510.0)?;
+                let loss = per_image4(&loss)?;
+                out.broadcast_add(&(&loss - loss.detach())?)
+            }
+        }
+    }
+}
+
+impl AutoContrast {
+    /// The op.
+    pub fn new() -> Self {
+        Self
+    }
+    fn as_point(&self) -> PointOp {
+        PointOp::AutoContrast
+    }
+    fn reference(&self, images: &Tensor, _: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = images.dims4()?;
+        let flat = images.reshape((b, c, h * w))?;
+        let lo = flat.min_keepdim(2)?.unsqueeze(3)?;
+        let hi = flat.max_keepdim(2)?.unsqueeze(3)?;
+        let spread = (&hi - &lo)?;
+        let flat_spread = spread.le(AUTOCONTRAST_MIN_SPREAD as f64)?.to_dtype(images.dtype())?;
+        let stretched = images.broadcast_sub(&lo)?.broadcast_div(&(spread + &flat_spread)?)?;
+        images.broadcast_mul(&flat_spread)? + stretched.broadcast_mul(&flat_spread.affine(-1.0, 1.0)?)?
+    }
+}
+
+impl Equalize {
+    /// The op.
+    pub fn new() -> Self {
+        Self
+    }
+    fn as_point(&self) -> PointOp {
+        PointOp::Equalize
+    }
+    fn reference(&self, images: &Tensor, _: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = images.dims4()?;
+        let n = (h * w) as f64;
+        let dt = images.dtype();
+        let x = images.detach();
+        let levels = x.affine(255.0, 0.5)?.floor()?.clamp(0.0, 255.0)?.reshape((b, c, h * w))?;
+        let idx = levels.to_dtype(DType::U32)?;
+        let hist = Tensor::zeros((b, c, 256), dt, images.device())?.scatter_add(&idx, &levels.ones_like()?, 2)?;
+        let nonzero = hist.gt(0.0)?.to_dtype(dt)?.sum_keepdim(2)?;
+        let top = levels.max_keepdim(2)?.to_dtype(DType::U32)?;
+        let last = hist.gather(&top, 2)?;
+        let step = last.affine(-1.0, n)?.affine(1.0 / 256.0, 0.0)?.floor()?;
+        let unchanged = ((nonzero.le(1.0)?.to_dtype(dt)? + step.le(0.0)?.to_dtype(dt)?)?.clamp(0.0, 1.0))?;
+        let safe_step = (&step + &unchanged)?;
+        let half = safe_step.affine(0.5, 0.0)?.floor()?;
+        let before = (hist.cumsum(2)? - &hist)?;
+        let lut = before.broadcast_add(&half)?.broadcast_div(&safe_step)?.floor()?.clamp(0.0, 255.0)?;
+        let eq = lut.gather(&idx, 2)?.affine(1.0 / 255.0, 0.0)?.reshape((b, c, h, w))?;
+        let unchanged = unchanged.unsqueeze(3)?;
+        let hard = (x.broadcast_mul(&unchanged)? + eq.broadcast_mul(&unchanged.affine(-1.0, 1.0)?)?)?;
+        hard + (images - images.detach())?
+    }
+}
+
+simple_op!(Identity, "identity", None, |_: &Identity| MagnitudeGrad::None);
+simple_op!(Invert, "invert", None, |_: &Invert| MagnitudeGrad::None);
+simple_op!(Solarize, "solarize", Some(SOLARIZE_RANGE), |s: &Solarize| s.estimator.magnitude_grad());
+simple_op!(Posterize, "posterize", Some(POSTERIZE_RANGE), |s: &Posterize| s.estimator.magnitude_grad());
+simple_op!(AutoContrast, "auto_contrast", None, |_: &AutoContrast| MagnitudeGrad::None);
+simple_op!(Equalize, "equalize", None, |_: &Equalize| MagnitudeGrad::None);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PointOp {
+    Identity,
+    Invert,
+    Solarize(Estimator),
+    Posterize(Estimator),
+    AutoContrast,
+    Equalize,
+}
+
+struct PointKernel {
+    op: PointOp,
+}
+
+/// Posterize bits for magnitude `m` (4..=8).
+fn posterize_bits(m: f32) -> u32 {
+    POSTERIZE_RANGE.param(m, 1.0).floor().clamp(POSTERIZE_RANGE.low, POSTERIZE_RANGE.high) as u32
+}
+
+/// The u8 level of `x` (round half up, clamped).
+#[inline]
+fn level(x: f32) -> u32 {
+    (x * 255.0 + 0.5).floor().clamp(0.0, 255.0) as u32
+}
+
+/// PIL's equalize LUT for one channel, or `None` when PIL leaves the channel unchanged.
+fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
+    let mut hist = [0usize; 256];
+    for &x in plane {
+        hist[level(x) as usize] += 1;
+    }
+    let nonzero = hist.iter().filter(|&&h| h > 0).count();
+    let top = hist.iter().rposition(|&h| h > 0)?;
+    let step = (plane.len() - hist[top]) / 256;
+    if nonzero <= 1 || step == 0 {
+        return None;
+    }
+    let mut lut = [0f32; 256];
+    let mut n = step / 2;
+    for (l, h) in lut.iter_mut().zip(hist) {
+        *l = (n / step).min(255) as f32 / 255.0;
+        n += h;
+    }
+    Some(lut)
+}
+
+/// Per channel `(min, max)` and whether autocontrast stretches it.
+fn channel_range(plane: &[f32]) -> (f32, f32, bool) {
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for &x in plane {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    (lo, hi, hi - lo > AUTOCONTRAST_MIN_SPREAD)
+}
+
+impl ImageKernel for PointKernel {
+    fn forward(&self, _: usize, magnitude: f32, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
+        match self.op {
+            PointOp::Identity => dst.copy_from_slice(src),
+            PointOp::Invert => dst.iter_mut().zip(src).for_each(|(d, x)| *d = 1.0 - x),
+            PointOp::Solarize(_) => {
+                let thr = SOLARIZE_RANGE.param(magnitude, 1.0) + -THRESHOLD_TOLERANCE;
+                for (d, &x) in dst.iter_mut().zip(src) {
+                    *d = if x * 255.0 >= thr { 1.0 - x } else { x };
+                }
+            }
+            PointOp::Posterize(_) => {
+                let bits = posterize_bits(magnitude);
+                if bits >= 8 {
+                    dst.copy_from_slice(src);
+                    return;
+                }
+                let shift = 8 - bits;
+                for (d, &x) in dst.iter_mut().zip(src) {
+                    *d = ((level(x) >> shift) << shift) as f32 * (1.0 / 255.0);
+                }
+            }
+            PointOp::AutoContrast => {
+                for (d, s) in dst.chunks_exact_mut(dims.plane()).zip(src.chunks_exact(dims.plane())) {
+                    let (lo, hi, stretch) = channel_range(s);
+                    if stretch {
+                        let spread = hi - lo;
+                        d.iter_mut().zip(s).for_each(|(d, x)| *d = (x - lo) / spread);
+                    } else {
+                        d.copy_from_slice(s);
+                    }
+                }
+            }
+            PointOp::Equalize => {
+                for (d, s) in dst.chunks_exact_mut(dims.plane()).zip(src.chunks_exact(dims.plane())) {
+                    match equalize_lut(s) {
+                        Some(lut) => d.iter_mut().zip(s).for_each(|(d, &x)| *d = lut[level(x) as usize]),
+                        None => d.copy_from_slice(s),
+                    }
+                }
+            }
+        }
+    }
+
+    fn backward(
+        &self,
+        _: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+    ) -> f32 {
+        let straight_through = |gs: &mut [f32]| gs.iter_mut().zip(grad_out).for_each(|(v, g)| *v += scale * g);
+        match self.op {
+            PointOp::Identity | PointOp::Equalize => {
+                straight_through(grad_src);
+                0.0
+            }
+            PointOp::Invert => {
+                grad_src.iter_mut().zip(grad_out).for_each(|(v, g)| *v -= scale * g);
+                0.0
+            }
+            PointOp::Solarize(estimator) => {
+                let thr = SOLARIZE_RANGE.param(magnitude, 1.0) + -THRESHOLD_TOLERANCE;
+                let w = SOLARIZE_SURROGATE_WIDTH;
+                let t = SOLARIZE_RANGE.high * magnitude;
+                let mut dm = 0f32;
+                for ((v, &g), &x) in grad_src.iter_mut().zip(grad_out).zip(src) {
+                    *v += if x * 255.0 >= thr { -scale * g } else { scale * g };
+                    dm += match estimator {
+                        Estimator::StraightThrough => g,
+                        Estimator::Surrogate => {
+                            // d/dm [x + s (1 - 2x)], s = sigmoid((255 x - 256 m) / w):
+                            // s (1 - s) (-256 / w) (1 - 2 x).
+                            let s = 1.0 / (1.0 + (-(x * 255.0 - t) / w).exp());
+                            g * s * (1.0 - s) * (-SOLARIZE_RANGE.high / w) * (1.0 - 2.0 * x)
+                        }
+                    };
+                }
+                dm
+            }
+            PointOp::Posterize(estimator) => {
+                straight_through(grad_src);
+                let total: f32 = grad_out.iter().sum();
+                match estimator {
+                    Estimator::StraightThrough => total,
+                    Estimator::Surrogate => {
+                        // d/dm [-(2^(8 - b) - 1) / 510], b = 4 + 4 m: 2^(4 - 4 m) 4 ln 2 / 510.
+                        let span = POSTERIZE_RANGE.high - POSTERIZE_RANGE.low;
+                        let q = ((8.0 - POSTERIZE_RANGE.low - span * magnitude) * std::f32::consts::LN_2).exp();
+                        total * q * span * std::f32::consts::LN_2 / 510.0
+                    }
+                }
+            }
+            PointOp::AutoContrast => {
+                let plane = dims.plane();
+                for c in 0..dims.c {
+                    let s = &src[c * plane..(c + 1) * plane];
+                    let g = &grad_out[c * plane..(c + 1) * plane];
+                    let gs = &mut grad_src[c * plane..(c + 1) * plane];
+                    let (lo, hi, stretch) = channel_range(s);
+                    if !stretch {
+                        gs.iter_mut().zip(g).for_each(|(v, g)| *v += scale * g);
+                        continue;
+                    }
+                    // out = (x - lo) / d, d = hi - lo: d/dx = 1/d, d/dlo = (out - 1)/d, d/dhi = -out/d.
+                    let d = hi - lo;
+                    let (mut glo, mut ghi) = (0f32, 0f32);
+                    for (&x, &gv) in s.iter().zip(g) {
+                        let out = (x - lo) / d;
+                        glo += gv * (out - 1.0) / d;
+                        ghi -= gv * out / d;
+                    }
+                    for ((v, &gv), &x) in gs.iter_mut().zip(g).zip(s) {
+                        let mut acc = gv / d;
+                        if x == lo {
+                            acc += glo;
+                        }
+                        if x == hi {
+                            acc += ghi;
+                        }
+                        *v += scale * acc;
+                    }
+                }
+                0.0
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of dada-train, one module per topic.
+
+/// CIFAR-10 import of the shared archive, known images, splits.
+mod cifar_import;
+/// Corrupt and malformed input: each gives its clear error.
+mod data_errors;
