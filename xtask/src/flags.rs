@@ -46,12 +46,79 @@ pub struct DatasetsCmd {
     pub seed: u64,
 }
 
-/// `cargo xtask search [--quick] ...`.
+/// `cargo xtask search [--quick] [--preset paper|tutorial] ...`: every hyperparameter a flag;
+/// unset flags keep the preset's value.
 #[derive(Debug, Args)]
 pub struct SearchCmd {
     /// Shrink the preset to 1,024 / 256 / 256 images and one epoch.
     #[arg(long)]
     pub quick: bool,
+    /// `paper` (official DADA CIFAR-10 settings) or `tutorial` (the datarax guide).
+    #[arg(long, default_value = "paper")]
+    pub preset: String,
+    /// Search space: `paper` (105 sub-policies) or `tutorial` (25x2x15).
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Estimator: `relax` or `gumbel`.
+    #[arg(long)]
+    pub estimator: Option<String>,
+    /// Hypergradient: `unrolled` or `first-order`.
+    #[arg(long)]
+    pub hypergrad: Option<String>,
+    /// Model: wrn-40-2, wrn-28-10, resnet18, tiny-cnn.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Training images.
+    #[arg(long)]
+    pub n_train: Option<usize>,
+    /// Validation images.
+    #[arg(long)]
+    pub n_val: Option<usize>,
+    /// Model SGD learning rate (cosine to --lr-min).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Final model learning rate.
+    #[arg(long)]
+    pub lr_min: Option<f64>,
+    /// Model SGD momentum.
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Model weight decay.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Gradient-norm clip.
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Policy Adam learning rate.
+    #[arg(long)]
+    pub policy_lr: Option<f64>,
+    /// Temperature: V, constant:V, cosine:A:B, linear:A:B or exp:A:B.
+    #[arg(long)]
+    pub temperature: Option<String>,
+    /// DARTS finite-difference step numerator (r = fd_r / |v|).
+    #[arg(long)]
+    pub fd_r: Option<f64>,
+    /// Hidden width of RELAX's control variate.
+    #[arg(long)]
+    pub relax_hidden: Option<usize>,
+    /// Learning rate of RELAX's control variate.
+    #[arg(long)]
+    pub relax_lr: Option<f64>,
+    /// Sub-policies kept in the exported paper policy.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Output folder (default: `<project>/runs/search-<preset>[-quick]-seed<N>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the interrupted run in this output folder.
+    #[arg(long, conflicts_with_all = ["quick", "out"])]
+    pub resume: Option<PathBuf>,
     /// Where the dataset lives (default: `<project>/data`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

@@ -5,6 +5,8 @@
 //! validated config and calls into `dada-train`, where the work (and its tests) live. xtask
 //! only parses, reports progress and exits with a status.
 mod datasets;
+mod figures;
+mod plot;
 mod flags;
 mod search;
 mod tidy;

@@ -2,9 +2,9 @@
 use std::sync::{Arc, Mutex};
 
 use candle::{DType, Device, Tensor};
-use dada_ops::{AugOp, OpParams};
+use dada_ops::{AugOp, OpParams, OpSet};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use crate::{Batch, ComposeError, Operator, Result};
 
@@ -17,13 +17,13 @@ pub enum ParamSource {
     /// The same parameters at every call (their batch size must match the batch).
     Fixed(OpParams),
     /// Fresh parameters at every call, from `AugOp::sample` with this generator.
-    Seeded(Mutex<StdRng>),
+    Seeded(Box<Mutex<StdRng>>),
 }
 
 impl ParamSource {
     /// Parameters drawn at each call from a generator seeded with `seed`.
     pub fn seeded(seed: u64) -> Self {
-        Self::Seeded(Mutex::new(StdRng::seed_from_u64(seed)))
+        Self::Seeded(Box::new(Mutex::new(StdRng::seed_from_u64(seed))))
     }
 
     /// The parameters for one call on `b_sz` images.
@@ -67,7 +67,11 @@ impl AugOperator {
     }
 
     /// Reads images from (and writes them to) `image_key` and magnitudes from `magnitude_key`.
-    pub fn with_keys(mut self, image_key: impl Into<String>, magnitude_key: impl Into<String>) -> Self {
+    pub fn with_keys(
+        mut self,
+        image_key: impl Into<String>,
+        magnitude_key: impl Into<String>,
+    ) -> Self {
         self.image_key = image_key.into();
         self.magnitude_key = magnitude_key.into();
         self
@@ -117,14 +121,21 @@ impl AugOperator {
                 let dtype = batch.get(&self.image_key).map_or(DType::F32, Tensor::dtype);
                 return Ok(Tensor::zeros(b_sz, dtype, batch.device())?);
             }
-            return Err(crate::batch::missing(self.name(), &self.magnitude_key, batch.get_data()));
+            return Err(crate::batch::missing(
+                self.name(),
+                &self.magnitude_key,
+                batch.get_data(),
+            ));
         };
         match (magnitudes.dims(), self.magnitude_column) {
             ([_], _) => Ok(magnitudes.clone()),
-            ([_, n], Some(column)) if column < *n => Ok(magnitudes.narrow(1, column, 1)?.squeeze(1)?),
-            (dims, _) => {
-                Err(ComposeError::MagnitudeShape { op: self.name().to_string(), dims: dims.to_vec() })
+            ([_, n], Some(column)) if column < *n => {
+                Ok(magnitudes.narrow(1, column, 1)?.squeeze(1)?)
             }
+            (dims, _) => Err(ComposeError::MagnitudeShape {
+                op: self.name().to_string(),
+                dims: dims.to_vec(),
+            }),
         }
     }
 
@@ -151,4 +162,15 @@ impl Operator for AugOperator {
     fn as_aug_operator(&self) -> Option<&AugOperator> {
         Some(self)
     }
+}
+
+/// One [`AugOperator`] per op of `set`, in order, each drawing its parameters from its own
+/// generator; the generators are seeded from `seed`, so the whole list is reproducible.
+///
+/// `WeightedParallel` over these runs as one fused `dada_ops::weighted_mixture`.
+pub fn aug_operators(set: &OpSet, seed: u64) -> Vec<Arc<dyn Operator>> {
+    let mut seeds = StdRng::seed_from_u64(seed);
+    set.iter()
+        .map(|op| AugOperator::new(op.clone(), ParamSource::seeded(seeds.random())).arc())
+        .collect()
 }

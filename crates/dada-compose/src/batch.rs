@@ -24,7 +24,10 @@ impl Element {
     /// An element with data only: `Element::new([("image", image)])`.
     pub fn new<K: Into<String>>(data: impl IntoIterator<Item = (K, Tensor)>) -> Self {
         let data = data.into_iter().map(|(k, t)| (k.into(), t)).collect();
-        Self { data, states: TensorMap::new() }
+        Self {
+            data,
+            states: TensorMap::new(),
+        }
     }
 
     /// The data tensors.
@@ -44,7 +47,9 @@ impl Element {
 
     /// The data tensor under `key`, or [`ComposeError::MissingKey`].
     pub fn require(&self, key: &str) -> Result<&Tensor> {
-        self.data.get(key).ok_or_else(|| missing("element", key, &self.data))
+        self.data
+            .get(key)
+            .ok_or_else(|| missing("element", key, &self.data))
     }
 
     /// This element with `key` set to `tensor` (inserted or replaced).
@@ -87,7 +92,11 @@ impl Batch {
                 return Err(batch_mismatch(key, tensor, batch_size));
             }
         }
-        Ok(Self { data, states, batch_size })
+        Ok(Self {
+            data,
+            states,
+            batch_size,
+        })
     }
 
     /// A batch with data only: `Batch::new([("image", images), ("magnitude", magnitudes)])`.
@@ -154,7 +163,9 @@ impl Batch {
 
     /// The data tensor under `key`, or [`ComposeError::MissingKey`].
     pub fn require(&self, key: &str) -> Result<&Tensor> {
-        self.data.get(key).ok_or_else(|| missing("batch", key, &self.data))
+        self.data
+            .get(key)
+            .ok_or_else(|| missing("batch", key, &self.data))
     }
 
     /// The data keys, sorted.
@@ -190,7 +201,9 @@ impl Batch {
             });
         }
         let pick = |map: &TensorMap| -> Result<TensorMap> {
-            map.iter().map(|(k, t)| Ok((k.clone(), t.get(index)?))).collect()
+            map.iter()
+                .map(|(k, t)| Ok((k.clone(), t.get(index)?)))
+                .collect()
         };
         Ok(Element::from_parts(pick(&self.data)?, pick(&self.states)?))
     }
@@ -203,10 +216,16 @@ impl Batch {
     /// The sub-batch of the elements at `indices` (a `(K,)` u32 tensor), in that order.
     pub fn index_select(&self, indices: &Tensor) -> Result<Self> {
         let pick = |map: &TensorMap| -> Result<TensorMap> {
-            map.iter().map(|(k, t)| Ok((k.clone(), t.index_select(indices, 0)?))).collect()
+            map.iter()
+                .map(|(k, t)| Ok((k.clone(), t.index_select(indices, 0)?)))
+                .collect()
         };
         let batch_size = indices.dims1()?;
-        Ok(Self { data: pick(&self.data)?, states: pick(&self.states)?, batch_size })
+        Ok(Self {
+            data: pick(&self.data)?,
+            states: pick(&self.states)?,
+            batch_size,
+        })
     }
 
     /// The data and states, by value.
@@ -234,7 +253,9 @@ fn batch_mismatch(key: &str, tensor: &Tensor, expected: usize) -> ComposeError {
 
 /// [`ComposeError::ShapeMismatch`] unless all tensors have the shape of the first.
 pub(crate) fn check_same_shapes(op: &str, key: &str, tensors: &[&Tensor]) -> Result<()> {
-    let Some(first) = tensors.first() else { return Ok(()) };
+    let Some(first) = tensors.first() else {
+        return Ok(());
+    };
     for (child, t) in tensors.iter().enumerate().skip(1) {
         if t.dims() != first.dims() {
             return Err(ComposeError::ShapeMismatch {

@@ -163,7 +163,9 @@ pub enum ComposeError {
         name: String,
     },
     /// A merge or concatenation axis does not exist in a child's output.
-    #[error("{op}: axis {axis} is invalid for key {key:?} with shape {dims:?} (axis 0 is the batch)")]
+    #[error(
+        "{op}: axis {axis} is invalid for key {key:?} with shape {dims:?} (axis 0 is the batch)"
+    )]
     InvalidAxis {
         /// The composite.
         op: String,

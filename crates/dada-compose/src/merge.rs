@@ -45,7 +45,12 @@ pub(crate) fn merge(op: &str, input: &Batch, outputs: &[Batch], how: Reduce<'_>)
     for (child, out) in outputs.iter().enumerate().skip(1) {
         let got: Vec<String> = out.keys().map(String::from).collect();
         if got != keys {
-            return Err(ComposeError::KeyMismatch { op: op.to_string(), child, expected: keys, got });
+            return Err(ComposeError::KeyMismatch {
+                op: op.to_string(),
+                child,
+                expected: keys,
+                got,
+            });
         }
     }
     let mut data = TensorMap::new();
@@ -126,8 +131,8 @@ fn concat(op: &str, key: &str, tensors: &[&Tensor], axis: usize) -> Result<Tenso
     }
     for (child, t) in tensors.iter().enumerate().skip(1) {
         let same_rank = t.rank() == first.rank();
-        let agree = same_rank
-            && (0..first.rank()).all(|d| d == axis || t.dims()[d] == first.dims()[d]);
+        let agree =
+            same_rank && (0..first.rank()).all(|d| d == axis || t.dims()[d] == first.dims()[d]);
         if !agree {
             return Err(ComposeError::ShapeMismatch {
                 op: op.to_string(),

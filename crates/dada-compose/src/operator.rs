@@ -54,7 +54,7 @@ pub struct ElementOperator {
 enum Kernel {
     Batch(Box<BatchFn>),
     Element(Box<ElementFn>),
-    Aug(AugOperator),
+    Aug(Box<AugOperator>),
 }
 
 impl ElementOperator {
@@ -63,7 +63,10 @@ impl ElementOperator {
         name: impl Into<String>,
         kernel: impl Fn(&Batch) -> Result<Batch> + Send + Sync + 'static,
     ) -> Self {
-        Self { name: name.into(), kernel: Kernel::Batch(Box::new(kernel)) }
+        Self {
+            name: name.into(),
+            kernel: Kernel::Batch(Box::new(kernel)),
+        }
     }
 
     /// An operator from a function of one element; it is applied to each element in turn and
@@ -72,7 +75,10 @@ impl ElementOperator {
         name: impl Into<String>,
         function: impl Fn(&Element) -> Result<Element> + Send + Sync + 'static,
     ) -> Self {
-        Self { name: name.into(), kernel: Kernel::Element(Box::new(function)) }
+        Self {
+            name: name.into(),
+            kernel: Kernel::Element(Box::new(function)),
+        }
     }
 
     /// A batched operator that replaces data `key` by `f(batch[key])`, leaving the rest.
@@ -92,12 +98,18 @@ impl ElementOperator {
     /// with its random parameters from `params` (see [`AugOperator`]).
     pub fn from_aug_op(op: Arc<dyn AugOp>, params: ParamSource) -> Self {
         let aug = AugOperator::new(op, params);
-        Self { name: aug.name().to_string(), kernel: Kernel::Aug(aug) }
+        Self {
+            name: aug.name().to_string(),
+            kernel: Kernel::Aug(Box::new(aug)),
+        }
     }
 
     /// Wraps an existing [`AugOperator`].
     pub fn from_aug_operator(aug: AugOperator) -> Self {
-        Self { name: aug.name().to_string(), kernel: Kernel::Aug(aug) }
+        Self {
+            name: aug.name().to_string(),
+            kernel: Kernel::Aug(Box::new(aug)),
+        }
     }
 }
 
@@ -110,9 +122,13 @@ impl Operator for ElementOperator {
         match &self.kernel {
             Kernel::Batch(kernel) => kernel(batch),
             Kernel::Element(function) => {
-                let outputs =
-                    batch.elements()?.iter().map(|e| function(e)).collect::<Result<Vec<_>>>()?;
-                Batch::from_elements(&outputs)
+                let inputs = batch.elements()?;
+                let outputs = inputs
+                    .iter()
+                    .map(function.as_ref())
+                    .collect::<Result<Vec<_>>>()?;
+                let stacked = Batch::from_elements(&outputs)?;
+                keep_untouched(batch, &inputs, &outputs, stacked)
             }
             Kernel::Aug(aug) => aug.apply_batch(batch),
         }
@@ -126,6 +142,31 @@ impl Operator for ElementOperator {
     }
 }
 
+/// Puts back the batch tensor of every key that the per-element function returned untouched
+/// for all elements (the very element views it was given), so that pass-through keys keep their
+/// identity and parallel strategies carry them over instead of merging them.
+fn keep_untouched(
+    batch: &Batch,
+    inputs: &[Element],
+    outputs: &[Element],
+    stacked: Batch,
+) -> Result<Batch> {
+    let mut out = stacked;
+    for (key, original) in batch.get_data() {
+        let untouched = inputs
+            .iter()
+            .zip(outputs)
+            .all(|(i, o)| match (i.get(key), o.get(key)) {
+                (Some(i), Some(o)) => i.id() == o.id(),
+                _ => false,
+            });
+        if untouched {
+            out = out.with(key.clone(), original.clone())?;
+        }
+    }
+    Ok(out)
+}
+
 impl fmt::Debug for ElementOperator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kernel {
@@ -133,6 +174,9 @@ impl fmt::Debug for ElementOperator {
             Kernel::Element(_) => "per_element",
             Kernel::Aug(_) => "aug_op",
         };
-        f.debug_struct("ElementOperator").field("name", &self.name).field("kind", &kind).finish()
+        f.debug_struct("ElementOperator")
+            .field("name", &self.name)
+            .field("kind", &kind)
+            .finish()
     }
 }

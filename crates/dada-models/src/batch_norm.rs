@@ -7,7 +7,7 @@ use candle::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::cpu::{f32_slice, with_f32};
+use crate::cpu::{f32_slice, uninit_vec, with_f32};
 
 /// BatchNorm2d with learnable scale (`weight`) and shift (`bias`) and running statistics.
 ///
@@ -195,19 +195,7 @@ impl CustomOp3 for BnTrainOp {
             with_f32(y, "batch_norm backward", |ys| {
                 with_f32(grad, "batch_norm backward", |gs| {
                     // per channel: sum_dz = sum dz, sum_dz_xc = sum dz * (x - mean)
-                    let (sum_dz, sum_dz_xc): (Vec<f32>, Vec<f32>) = (0..c)
-                        .into_par_iter()
-                        .map(|ci| {
-                            let (mut a, mut b) = (0f64, 0f64);
-                            for bi in 0..b_sz {
-                                let off = (bi * c + ci) * hw;
-                                let (p, q) = grad_sums(&xs[off..][..hw], &ys[off..][..hw], &gs[off..][..hw], mean[ci], relu);
-                                a += p as f64;
-                                b += q as f64;
-                            }
-                            (a as f32, b as f32)
-                        })
-                        .unzip();
+                    let (sum_dz, sum_dz_xc) = channel_grad_sums(xs, ys, gs, mean, b_sz, c, hw, relu);
                     // dx = k dz - k/n sum_dz - k inv_std^2 (x - mean) sum_dz_xc / n, k = gamma inv_std
                     let mut c_dz = vec![0f32; c];
                     let mut c_x = vec![0f32; c];
@@ -222,18 +210,7 @@ impl CustomOp3 for BnTrainOp {
                         c_0[ci] = (-k * sum_dz[ci] as f64 / n as f64 + cx * mean[ci] as f64) as f32;
                         dgamma[ci] = (sum_dz_xc[ci] as f64 * inv_std) as f32;
                     }
-                    let mut dx = vec![0f32; xs.len()];
-                    dx.par_chunks_mut(c * hw).enumerate().for_each(|(bi, dx_b)| {
-                        for ci in 0..c {
-                            let off = (bi * c + ci) * hw;
-                            let d = &mut dx_b[ci * hw..][..hw];
-                            let (xr, yr, gr) = (&xs[off..][..hw], &ys[off..][..hw], &gs[off..][..hw]);
-                            for i in 0..hw {
-                                let dz = if relu && yr[i] <= 0.0 { 0.0 } else { gr[i] };
-                                d[i] = c_dz[ci] * dz + c_x[ci] * xr[i] + c_0[ci];
-                            }
-                        }
-                    });
+                    let dx = affine_backward(xs, ys, gs, &c_dz, &c_x, &c_0, c, hw, relu);
                     (dx, dgamma, sum_dz)
                 })
             })
@@ -274,30 +251,9 @@ impl CustomOp3 for ChannelAffineOp {
         let (dx, dscale, dshift) = with_f32(x, "batch_norm eval backward", |xs| {
             with_f32(y, "batch_norm eval backward", |ys| {
                 with_f32(grad, "batch_norm eval backward", |gs| {
-                    let (dshift, dscale): (Vec<f32>, Vec<f32>) = (0..c)
-                        .into_par_iter()
-                        .map(|ci| {
-                            let (mut a, mut b) = (0f64, 0f64);
-                            for bi in 0..b_sz {
-                                let off = (bi * c + ci) * hw;
-                                let (p, q) = grad_sums(&xs[off..][..hw], &ys[off..][..hw], &gs[off..][..hw], 0.0, relu);
-                                a += p as f64;
-                                b += q as f64;
-                            }
-                            (a as f32, b as f32)
-                        })
-                        .unzip();
-                    let mut dx = vec![0f32; xs.len()];
-                    dx.par_chunks_mut(c * hw).enumerate().for_each(|(bi, dx_b)| {
-                        for ci in 0..c {
-                            let off = (bi * c + ci) * hw;
-                            let d = &mut dx_b[ci * hw..][..hw];
-                            for i in 0..hw {
-                                let dz = if relu && ys[off + i] <= 0.0 { 0.0 } else { gs[off + i] };
-                                d[i] = dz * scale_v[ci];
-                            }
-                        }
-                    });
+                    let (dshift, dscale) = channel_grad_sums(xs, ys, gs, &vec![0f32; c], b_sz, c, hw, relu);
+                    let zeros = vec![0f32; c];
+                    let dx = affine_backward(xs, ys, gs, &scale_v, &zeros, &zeros, c, hw, relu);
                     (dx, dscale, dshift)
                 })
             })
@@ -313,12 +269,9 @@ impl CustomOp3 for ChannelAffineOp {
 
 /// `y = x * scale[c] + shift[c]` (+ReLU), parallel over the batch.
 fn affine_forward(x: &[f32], scale: &[f32], shift: &[f32], c: usize, hw: usize, relu: bool) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
+    let mut y = uninit_vec(x.len());
     y.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).for_each(|(y_b, x_b)| {
-        for ci in 0..c {
-            let (s, t) = (scale[ci], shift[ci]);
-            let yr = &mut y_b[ci * hw..][..hw];
-            let xr = &x_b[ci * hw..][..hw];
+        for ((yr, xr), (&s, &t)) in y_b.chunks_exact_mut(hw).zip(x_b.chunks_exact(hw)).zip(scale.iter().zip(shift)) {
             if relu {
                 yr.iter_mut().zip(xr).for_each(|(y, &x)| *y = (x * s + t).max(0.0));
             } else {
@@ -327,6 +280,53 @@ fn affine_forward(x: &[f32], scale: &[f32], shift: &[f32], c: usize, hw: usize, 
         }
     });
     y
+}
+
+/// `dx = a[c] * dz + b[c] * x + d[c]` with `dz = grad` masked by `y > 0` when `relu`; `b` and
+/// `d` may be `None` (zero). Parallel over the batch.
+fn affine_backward(x: &[f32], y: &[f32], g: &[f32], a: &[f32], b: &[f32], d: &[f32], c: usize, hw: usize, relu: bool) -> Vec<f32> {
+    let mut dx = uninit_vec(x.len());
+    let plane = c * hw;
+    dx.par_chunks_mut(plane).enumerate().for_each(|(bi, dx_b)| {
+        let rows = dx_b
+            .chunks_exact_mut(hw)
+            .zip(x[bi * plane..(bi + 1) * plane].chunks_exact(hw))
+            .zip(y[bi * plane..(bi + 1) * plane].chunks_exact(hw))
+            .zip(g[bi * plane..(bi + 1) * plane].chunks_exact(hw));
+        for (ci, (((dr, xr), yr), gr)) in rows.enumerate() {
+            let (a, b, d) = (a[ci], b[ci], d[ci]);
+            if relu {
+                for (((o, &x), &y), &g) in dr.iter_mut().zip(xr).zip(yr).zip(gr) {
+                    let dz = if y > 0.0 { g } else { 0.0 };
+                    *o = a * dz + b * x + d;
+                }
+            } else {
+                for ((o, &x), &g) in dr.iter_mut().zip(xr).zip(gr) {
+                    *o = a * g + b * x + d;
+                }
+            }
+        }
+    });
+    dx
+}
+
+/// Per-channel `(sum dz, sum dz * (x - centre[c]))`, `dz` masked by `y > 0` when `relu`;
+/// parallel over channels, each summed in a fixed order (deterministic).
+fn channel_grad_sums(x: &[f32], y: &[f32], g: &[f32], centre: &[f32], b_sz: usize, c: usize, hw: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let (mut a, mut b) = (0f64, 0f64);
+            for bi in 0..b_sz {
+                let off = (bi * c + ci) * hw;
+                let (xr, yr, gr) = (&x[off..off + hw], &y[off..off + hw], &g[off..off + hw]);
+                let (p, q) = if relu { grad_sums::<true>(xr, yr, gr, centre[ci]) } else { grad_sums::<false>(xr, yr, gr, centre[ci]) };
+                a += p as f64;
+                b += q as f64;
+            }
+            (a as f32, b as f32)
+        })
+        .unzip()
 }
 
 /// Sum of `x - shift` and of its square, with lane accumulators the compiler vectorises.
@@ -352,23 +352,22 @@ fn sum_and_sumsq(row: &[f32], shift: f32) -> (f32, f32) {
     (a, b)
 }
 
-/// `(sum dz, sum dz * (x - centre))` with `dz = grad` masked by `y > 0` when `relu`.
-fn grad_sums(x: &[f32], y: &[f32], g: &[f32], centre: f32, relu: bool) -> (f32, f32) {
+/// `(sum dz, sum dz * (x - centre))` with `dz = grad` masked by `y > 0` when `RELU`.
+fn grad_sums<const RELU: bool>(x: &[f32], y: &[f32], g: &[f32], centre: f32) -> (f32, f32) {
     const L: usize = 16;
     let mut s = [0f32; L];
     let mut sx = [0f32; L];
-    let n = x.len() / L * L;
-    for base in (0..n).step_by(L) {
+    let full = x.len() / L * L;
+    for ((xc, yc), gc) in x[..full].chunks_exact(L).zip(y[..full].chunks_exact(L)).zip(g[..full].chunks_exact(L)) {
         for i in 0..L {
-            let j = base + i;
-            let dz = if relu && y[j] <= 0.0 { 0.0 } else { g[j] };
+            let dz = if !RELU || yc[i] > 0.0 { gc[i] } else { 0.0 };
             s[i] += dz;
-            sx[i] += dz * (x[j] - centre);
+            sx[i] += dz * (xc[i] - centre);
         }
     }
     let (mut a, mut b) = (s.iter().sum::<f32>(), sx.iter().sum::<f32>());
-    for j in n..x.len() {
-        let dz = if relu && y[j] <= 0.0 { 0.0 } else { g[j] };
+    for j in full..x.len() {
+        let dz = if !RELU || y[j] > 0.0 { g[j] } else { 0.0 };
         a += dz;
         b += dz * (x[j] - centre);
     }

@@ -24,3 +24,13 @@ pub(crate) fn with_f32<R>(tensor: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R
         _ => candle::bail!("{op}: expected a CPU tensor"),
     }
 }
+
+/// A vector of `n` f32 whose contents are unspecified; every caller writes all elements before
+/// any is read (this skips zeroing multi-megabyte activation buffers).
+#[allow(clippy::uninit_vec)]
+pub(crate) fn uninit_vec(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32 has no invalid bit patterns and callers overwrite every element before reading.
+    unsafe { v.set_len(n) };
+    v
+}

@@ -147,48 +147,51 @@ impl CustomOp2 for FusedOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, c, h, w) = images.dims4()?;
-        let dims = ImageDims { c, h, w };
-        let n = dims.len();
-        let mut grad_images = vec![0f32; b * n];
-        let mut grad_mags = vec![0f32; b];
-        with_f32(images, |x| {
-            with_f32(magnitudes, |mags| {
-                with_f32(grad_res, |g| {
-                    if n > 0 {
-                        grad_images
-                            .par_chunks_mut(n)
-                            .zip(grad_mags.par_iter_mut())
-                            .enumerate()
-                            .for_each(|(i, (gx, gm))| {
-                                let r = i * n..(i + 1) * n;
-                                *gm = self.kernel.backward(
-                                    i,
-                                    mags[i],
-                                    &x[r.clone()],
-                                    dims,
-                                    &g[r],
-                                    1.0,
-                                    gx,
-                                );
-                            });
-                    }
-                    Ok(())
-                })
-            })
-        })?;
-        let dev = images.device();
-        Ok((
-            Some(Tensor::from_vec(grad_images, (b, c, h, w), dev)?),
-            Some(Tensor::from_vec(grad_mags, b, dev)?),
-        ))
+        let (gx, gm) = kernel_backward(self.kernel.as_ref(), images, magnitudes, grad_res)?;
+        Ok((Some(gx), Some(gm)))
     }
+}
+
+/// The backward of [`apply_kernel`] outside candle's autograd: for an upstream gradient
+/// `grad_out (B,C,H,W)`, returns `(d L / d images, d L / d magnitudes)` (CPU, f32). Useful to
+/// drive the fused kernels from elsewhere and to time them alone.
+pub fn kernel_backward(
+    kernel: &dyn ImageKernel,
+    images: &Tensor,
+    magnitudes: &Tensor,
+    grad_out: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let (b, c, h, w) = images.dims4()?;
+    if grad_out.dims() != images.dims() {
+        bail!("kernel_backward: grad_out must be {:?}, got {:?}", images.dims(), grad_out.dims())
+    }
+    let dims = ImageDims { c, h, w };
+    let n = dims.len();
+    let mut grad_images = vec![0f32; b * n];
+    let mut grad_mags = vec![0f32; b];
+    with_f32(images, |x| {
+        with_f32(magnitudes, |mags| {
+            with_f32(grad_out, |g| {
+                if n > 0 {
+                    grad_images.par_chunks_mut(n).zip(grad_mags.par_iter_mut()).enumerate().for_each(
+                        |(i, (gx, gm))| {
+                            let r = i * n..(i + 1) * n;
+                            *gm = kernel.backward(i, mags[i], &x[r.clone()], dims, &g[r], 1.0, gx);
+                        },
+                    );
+                }
+                Ok(())
+            })
+        })
+    })?;
+    let dev = images.device();
+    Ok((Tensor::from_vec(grad_images, (b, c, h, w), dev)?, Tensor::from_vec(grad_mags, b, dev)?))
 }
 
 /// The contiguous f32 slice of a CPU storage.
 pub(crate) fn cpu_f32<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
-        bail!("{name}: the fused cpu kernel needs f32 tensors, got {:?}", s.dtype())
+        bail!("{name}: the fused cpu kernel needs f32 tensors, got another dtype")
     };
     match l.contiguous_offsets() {
         Some((start, end)) => Ok(&v[start..end]),
@@ -196,13 +199,19 @@ pub(crate) fn cpu_f32<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&
     }
 }
 
-/// Calls `f` on the contiguous f32 data of a CPU tensor, copying only if it is strided.
+/// Calls `f` on the contiguous f32 data of a CPU tensor, copying only if it is strided (a
+/// broadcast scalar, the gradient of a sum or mean, is filled without candle's strided copy).
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    if t.is_contiguous() && t.dtype() == DType::F32 {
+    if t.dtype() == DType::F32 {
         let (storage, layout) = t.storage_and_layout();
         if let Storage::Cpu(CpuStorage::F32(v)) = &*storage {
             if let Some((start, end)) = layout.contiguous_offsets() {
                 return f(&v[start..end]);
+            }
+            if layout.stride().iter().all(|&s| s == 0) {
+                let filled = vec![v[layout.start_offset()]; t.elem_count()];
+                drop(storage);
+                return f(&filled);
             }
         }
     }

@@ -12,7 +12,7 @@ mod params;
 mod range;
 pub mod testing;
 
-pub use kernel::{apply_kernel, ImageDims, ImageKernel};
+pub use kernel::{apply_kernel, kernel_backward, ImageDims, ImageKernel};
 pub use mixture::{weighted_mixture, weighted_mixture_reference};
 pub use op::{AugOp, Estimator, Interpolation, MagnitudeGrad};
 pub use op_set::{OpSet, BUILTIN_NAMES};

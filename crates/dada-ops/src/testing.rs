@@ -52,7 +52,7 @@ where
         let base: Vec<f64> = input.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
         let mut numeric = Vec::with_capacity(base.len());
         for j in 0..base.len() {
-            let mut eval = |delta: f64| -> Result<f64> {
+            let eval = |delta: f64| -> Result<f64> {
                 let mut v = base.clone();
                 v[j] += delta;
                 let t = Tensor::from_vec(v, input.shape(), input.device())?.to_dtype(input.dtype())?;

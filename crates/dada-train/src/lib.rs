@@ -9,3 +9,19 @@ pub mod data;
 pub mod error;
 
 pub use error::{DataError, DataResult};
+pub mod checkpoint;
+pub mod pipeline;
+pub mod config;
+pub mod search;
+
+pub use config::{EstimatorKind, HypergradKind, SearchConfig, SpaceKind, TemperatureSchedule};
+pub use search::{evaluate, EvalResult, HistoryRow, Search, SearchError, SearchResult};
+
+/// The ops crate, re-exported for the command line and examples.
+pub use dada_ops as ops;
+/// The compose crate, re-exported.
+pub use dada_compose as compose;
+/// The policy crate, re-exported.
+pub use dada_policy as policy;
+/// The models crate, re-exported.
+pub use dada_models as models;

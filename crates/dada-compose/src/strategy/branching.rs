@@ -27,9 +27,15 @@ impl Branching {
     ) -> Result<Self> {
         let ops: Vec<_> = ops.into_iter().collect();
         if ops.is_empty() {
-            return Err(ComposeError::NoOperators { op: "branching".into() });
+            return Err(ComposeError::NoOperators {
+                op: "branching".into(),
+            });
         }
-        Ok(Self { name: "branching".into(), ops, router: Box::new(router) })
+        Ok(Self {
+            name: "branching".into(),
+            ops,
+            router: Box::new(router),
+        })
     }
 
     /// Renames the operator.
@@ -61,14 +67,15 @@ impl Branching {
             .into_iter()
             .enumerate()
             .map(|(element, index)| {
-                usize::try_from(index).ok().filter(|&i| i < n_branches).ok_or_else(|| {
-                    ComposeError::RouterIndexOutOfRange {
+                usize::try_from(index)
+                    .ok()
+                    .filter(|&i| i < n_branches)
+                    .ok_or_else(|| ComposeError::RouterIndexOutOfRange {
                         op: self.name.clone(),
                         element,
                         index,
                         n_branches,
-                    }
-                })
+                    })
             })
             .collect()
     }
@@ -85,7 +92,9 @@ impl Operator for Branching {
         for (element, &branch) in routes.iter().enumerate() {
             groups[branch].push(element as u32);
         }
-        let active: Vec<usize> = (0..self.ops.len()).filter(|&b| !groups[b].is_empty()).collect();
+        let active: Vec<usize> = (0..self.ops.len())
+            .filter(|&b| !groups[b].is_empty())
+            .collect();
         if let [only] = active.as_slice() {
             return self.ops[*only].apply_batch(batch);
         }
@@ -94,7 +103,10 @@ impl Operator for Branching {
         let mut order = Vec::with_capacity(batch.batch_size());
         for &branch in &active {
             let indices = Tensor::new(groups[branch].as_slice(), device)?;
-            outputs.push((branch, self.ops[branch].apply_batch(&batch.index_select(&indices)?)?));
+            outputs.push((
+                branch,
+                self.ops[branch].apply_batch(&batch.index_select(&indices)?)?,
+            ));
             order.extend_from_slice(&groups[branch]);
         }
         // Output row j holds element order[j]; gather it back with the inverse permutation.
@@ -146,7 +158,10 @@ impl Branching {
                 }
                 pieces.push(t);
             }
-            out.insert(key.clone(), Tensor::cat(&pieces, 0)?.index_select(inverse, 0)?);
+            out.insert(
+                key.clone(),
+                Tensor::cat(&pieces, 0)?.index_select(inverse, 0)?,
+            );
         }
         Ok(out)
     }
@@ -154,6 +169,9 @@ impl Branching {
 
 impl fmt::Debug for Branching {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Branching").field("name", &self.name).field("ops", &self.ops).finish()
+        f.debug_struct("Branching")
+            .field("name", &self.name)
+            .field("ops", &self.ops)
+            .finish()
     }
 }

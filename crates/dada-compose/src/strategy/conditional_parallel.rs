@@ -34,9 +34,15 @@ impl ConditionalParallel {
     ) -> Result<Self> {
         let branches: Vec<_> = branches.into_iter().collect();
         if branches.is_empty() {
-            return Err(ComposeError::NoOperators { op: "conditional_parallel".into() });
+            return Err(ComposeError::NoOperators {
+                op: "conditional_parallel".into(),
+            });
         }
-        Ok(Self { name: "conditional_parallel".into(), branches, merge })
+        Ok(Self {
+            name: "conditional_parallel".into(),
+            branches,
+            merge,
+        })
     }
 
     /// Renames the operator.
@@ -82,7 +88,9 @@ impl Operator for ConditionalParallel {
         }
         let mut out = merged.clone();
         for (key, value) in merged.get_data() {
-            let Some(original) = batch.get(key) else { continue };
+            let Some(original) = batch.get(key) else {
+                continue;
+            };
             if original.id() == value.id() {
                 continue;
             }

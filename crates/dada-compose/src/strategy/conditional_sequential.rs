@@ -19,7 +19,10 @@ pub struct ConditionalSequential {
 impl ConditionalSequential {
     /// A pipeline of `(operator, condition)` steps, first to last.
     pub fn new(steps: impl IntoIterator<Item = (Arc<dyn Operator>, Condition)>) -> Self {
-        Self { name: "conditional_sequential".into(), steps: steps.into_iter().collect() }
+        Self {
+            name: "conditional_sequential".into(),
+            steps: steps.into_iter().collect(),
+        }
     }
 
     /// Renames the operator.
@@ -56,12 +59,22 @@ impl Operator for ConditionalSequential {
 }
 
 /// Per element: `mask ? on_true : on_false`, key by key (data and states).
-pub(crate) fn blend(op: &str, mask: &candle::Tensor, on_true: &Batch, on_false: &Batch) -> Result<Batch> {
+pub(crate) fn blend(
+    op: &str,
+    mask: &candle::Tensor,
+    on_true: &Batch,
+    on_false: &Batch,
+) -> Result<Batch> {
     let part = |t: &TensorMap, f: &TensorMap| -> Result<TensorMap> {
         let t_keys: Vec<String> = t.keys().cloned().collect();
         let f_keys: Vec<String> = f.keys().cloned().collect();
         if t_keys != f_keys {
-            return Err(ComposeError::KeyMismatch { op: op.to_string(), child: 1, expected: f_keys, got: t_keys });
+            return Err(ComposeError::KeyMismatch {
+                op: op.to_string(),
+                child: 1,
+                expected: f_keys,
+                got: t_keys,
+            });
         }
         let mut out = TensorMap::new();
         for (key, on_false) in f {

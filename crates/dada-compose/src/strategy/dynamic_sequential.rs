@@ -16,7 +16,10 @@ pub struct DynamicSequential {
 impl DynamicSequential {
     /// A pipeline starting with `ops`.
     pub fn new(ops: impl IntoIterator<Item = Arc<dyn Operator>>) -> Self {
-        Self { name: "dynamic_sequential".into(), ops: RwLock::new(ops.into_iter().collect()) }
+        Self {
+            name: "dynamic_sequential".into(),
+            ops: RwLock::new(ops.into_iter().collect()),
+        }
     }
 
     /// Renames the operator.
@@ -54,7 +57,9 @@ impl DynamicSequential {
         let mut ops = self.write();
         let mut seen = vec![false; ops.len()];
         let is_permutation = order.len() == ops.len()
-            && order.iter().all(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true));
+            && order
+                .iter()
+                .all(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true));
         if !is_permutation {
             return Err(ComposeError::NotAPermutation {
                 op: self.name.clone(),
@@ -82,7 +87,11 @@ impl DynamicSequential {
     }
 
     fn out_of_range(&self, index: usize, len: usize) -> ComposeError {
-        ComposeError::IndexOutOfRange { op: self.name.clone(), index, len }
+        ComposeError::IndexOutOfRange {
+            op: self.name.clone(),
+            index,
+            len,
+        }
     }
 
     // A poisoned lock means a writer panicked; every write leaves the list valid, so go on.

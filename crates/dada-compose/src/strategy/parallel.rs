@@ -31,16 +31,26 @@ impl Parallel {
     ) -> Result<Self> {
         let ops: Vec<Arc<dyn Operator>> = ops.into_iter().collect();
         if ops.is_empty() {
-            return Err(ComposeError::NoOperators { op: name.to_string() });
+            return Err(ComposeError::NoOperators {
+                op: name.to_string(),
+            });
         }
         let names: Vec<String> = ops.iter().map(|op| op.name().to_string()).collect();
         if mode == MergeMode::Named {
             let mut seen = BTreeSet::new();
             if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
-                return Err(ComposeError::DuplicateName { op: name.to_string(), name: dup.clone() });
+                return Err(ComposeError::DuplicateName {
+                    op: name.to_string(),
+                    name: dup.clone(),
+                });
             }
         }
-        Ok(Self { name: name.to_string(), ops, names, mode })
+        Ok(Self {
+            name: name.to_string(),
+            ops,
+            names,
+            mode,
+        })
     }
 
     /// Renames the operator.
@@ -66,7 +76,16 @@ impl Operator for Parallel {
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<Batch> {
-        let outputs = self.ops.iter().map(|op| op.apply_batch(batch)).collect::<Result<Vec<_>>>()?;
-        merge(&self.name, batch, &outputs, Reduce::Mode(&self.mode, &self.names))
+        let outputs = self
+            .ops
+            .iter()
+            .map(|op| op.apply_batch(batch))
+            .collect::<Result<Vec<_>>>()?;
+        merge(
+            &self.name,
+            batch,
+            &outputs,
+            Reduce::Mode(&self.mode, &self.names),
+        )
     }
 }

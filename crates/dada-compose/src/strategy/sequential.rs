@@ -13,7 +13,10 @@ pub struct Sequential {
 impl Sequential {
     /// A pipeline of `ops`, first to last.
     pub fn new(ops: impl IntoIterator<Item = Arc<dyn Operator>>) -> Self {
-        Self { name: "sequential".into(), ops: ops.into_iter().collect() }
+        Self {
+            name: "sequential".into(),
+            ops: ops.into_iter().collect(),
+        }
     }
 
     /// Renames the operator.

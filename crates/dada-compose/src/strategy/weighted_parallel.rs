@@ -26,19 +26,30 @@ pub struct WeightedParallelConfig {
 
 impl Default for WeightedParallelConfig {
     fn default() -> Self {
-        Self { weights: None, learnable_weights: None, weight_key: None, fused: true }
+        Self {
+            weights: None,
+            learnable_weights: None,
+            weight_key: None,
+            fused: true,
+        }
     }
 }
 
 impl WeightedParallelConfig {
     /// Static weights.
     pub fn static_weights(weights: impl Into<Vec<f64>>) -> Self {
-        Self { weights: Some(weights.into()), ..Self::default() }
+        Self {
+            weights: Some(weights.into()),
+            ..Self::default()
+        }
     }
 
     /// Learnable weights held in `var` (shape `(n_children,)`).
     pub fn learnable(var: Var) -> Self {
-        Self { learnable_weights: Some(var), ..Self::default() }
+        Self {
+            learnable_weights: Some(var),
+            ..Self::default()
+        }
     }
 
     /// Learnable weights initialised to `1 / n_children` each.
@@ -49,7 +60,10 @@ impl WeightedParallelConfig {
 
     /// Dynamic weights read from the batch under `key`, e.g. `"op_weights"`.
     pub fn dynamic(key: impl Into<String>) -> Self {
-        Self { weight_key: Some(key.into()), ..Self::default() }
+        Self {
+            weight_key: Some(key.into()),
+            ..Self::default()
+        }
     }
 
     /// The same config with the fused path on or off.
@@ -98,7 +112,12 @@ impl WeightedParallel {
         if ops.is_empty() {
             return Err(ComposeError::NoOperators { op: name });
         }
-        let WeightedParallelConfig { weights, learnable_weights, weight_key, fused } = config;
+        let WeightedParallelConfig {
+            weights,
+            learnable_weights,
+            weight_key,
+            fused,
+        } = config;
         let mut modes = Vec::new();
         if weights.is_some() {
             modes.push("weights");
@@ -133,7 +152,12 @@ impl WeightedParallel {
             (_, _, Some(key)) => WeightMode::Dynamic(key),
             (None, None, None) => return Err(ComposeError::NoWeightMode { op: name }),
         };
-        Ok(Self { name, ops, mode, fused })
+        Ok(Self {
+            name,
+            ops,
+            mode,
+            fused,
+        })
     }
 
     /// Renames the operator.
@@ -160,13 +184,21 @@ impl WeightedParallel {
         }
     }
 
+    /// Whether calls run as one fused `dada_ops::weighted_mixture`: the config allows it and
+    /// every child is an [`AugOperator`](crate::AugOperator) on the same image and magnitude keys.
+    pub fn uses_fused_mixture(&self) -> bool {
+        self.fused && crate::fused::aug_children(&self.ops).is_some()
+    }
+
     /// The `(B, n_children)` weights for `batch`, and the batch the children should see.
     pub fn resolve_weights(&self, batch: &Batch) -> Result<(Tensor, Batch)> {
         let b_sz = batch.batch_size();
         let n_ops = self.ops.len();
         let device = batch.device();
         let (weights, inner) = match &self.mode {
-            WeightMode::Static(weights) => (Tensor::new(weights.as_slice(), device)?, batch.clone()),
+            WeightMode::Static(weights) => {
+                (Tensor::new(weights.as_slice(), device)?, batch.clone())
+            }
             WeightMode::Learnable(var) => (var.as_tensor().clone(), batch.clone()),
             WeightMode::Dynamic(key) => {
                 let weights = batch
@@ -200,7 +232,11 @@ impl Operator for WeightedParallel {
                 return Ok(out);
             }
         }
-        let outputs = self.ops.iter().map(|op| op.apply_batch(&inner)).collect::<Result<Vec<_>>>()?;
+        let outputs = self
+            .ops
+            .iter()
+            .map(|op| op.apply_batch(&inner))
+            .collect::<Result<Vec<_>>>()?;
         merge(&self.name, &inner, &outputs, Reduce::Weighted(&weights))
     }
 }

@@ -28,8 +28,11 @@ pub fn inputs(seed: u64) -> (Var, Var) {
 
 /// The `{image, magnitude}` batch of two variables.
 pub fn batch_of(images: &Var, magnitudes: &Var) -> Batch {
-    Batch::new([("image", images.as_tensor().clone()), ("magnitude", magnitudes.as_tensor().clone())])
-        .unwrap()
+    Batch::new([
+        ("image", images.as_tensor().clone()),
+        ("magnitude", magnitudes.as_tensor().clone()),
+    ])
+    .unwrap()
 }
 
 /// `image <- image * k` (batched).
@@ -82,7 +85,14 @@ pub fn per_image(m: &Tensor) -> candle::Result<Tensor> {
 pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     let d = (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap()).unwrap();
-    d.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    d.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 /// A fixed random projection of `out`, so that the loss has no symmetric, degenerate gradient.
@@ -110,7 +120,8 @@ pub fn check_grads(vars: &[&Var], loss: impl Fn() -> Result<Tensor>) -> f64 {
             let eval = |delta: f64| {
                 let mut v = flat.clone();
                 v[j] += delta;
-                var.set(&Tensor::from_vec(v, original.dims(), &Device::Cpu).unwrap()).unwrap();
+                var.set(&Tensor::from_vec(v, original.dims(), &Device::Cpu).unwrap())
+                    .unwrap();
                 loss().unwrap().to_scalar::<f64>().unwrap()
             };
             let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
@@ -119,7 +130,10 @@ pub fn check_grads(vars: &[&Var], loss: impl Fn() -> Result<Tensor>) -> f64 {
         }
         var.set(&original).unwrap();
     }
-    assert!(largest > 1e-3, "all gradients are ~0; the check would be vacuous");
+    assert!(
+        largest > 1e-3,
+        "all gradients are ~0; the check would be vacuous"
+    );
     worst
 }
 

@@ -21,10 +21,14 @@ fn conditional_parallel_sum_and_mean() {
     let m = per_image(magnitudes.as_tensor()).unwrap();
     let shifted = x.broadcast_add(&m).unwrap();
     let squared = x.sqr().unwrap();
-    let sined = x.sin().unwrap();
     for merge in [ConditionalMerge::Sum, ConditionalMerge::Mean] {
         let op = ConditionalParallel::new(
-            [(shift(), high()), (square(), second()), (sin(), Condition::never()), (decay(), Condition::batch(|_| Ok(false)))],
+            [
+                (shift(), high()),
+                (square(), second()),
+                (sin(), Condition::never()),
+                (decay(), Condition::batch(|_| Ok(false))),
+            ],
             merge,
         )
         .unwrap();
@@ -42,9 +46,17 @@ fn conditional_parallel_sum_and_mean() {
             ConditionalMerge::Mean => (both / 2.0).unwrap(),
         };
         assert!(max_diff(&row(out, 1), &expected) < 1e-14, "{merge:?}");
-        let loss = || project(op.apply_batch(&batch_of(&images, &magnitudes))?.require("image")?, 41);
-        assert!(check_grads(&[&images, &magnitudes], loss) < GRAD_TOL, "{merge:?}");
-        let _ = &sined;
+        let loss = || {
+            project(
+                op.apply_batch(&batch_of(&images, &magnitudes))?
+                    .require("image")?,
+                41,
+            )
+        };
+        assert!(
+            check_grads(&[&images, &magnitudes], loss) < GRAD_TOL,
+            "{merge:?}"
+        );
     }
 }
 
@@ -52,13 +64,23 @@ fn conditional_parallel_sum_and_mean() {
 fn conditional_parallel_all_true_is_a_plain_merge_and_none_true_is_the_identity() {
     let (images, magnitudes) = inputs(42);
     let x = images.as_tensor();
-    let op = ConditionalParallel::new([(sin(), Condition::always()), (square(), Condition::always())], ConditionalMerge::Mean)
-        .unwrap();
+    let op = ConditionalParallel::new(
+        [
+            (sin(), Condition::always()),
+            (square(), Condition::always()),
+        ],
+        ConditionalMerge::Mean,
+    )
+    .unwrap();
     let out = op.apply_batch(&batch_of(&images, &magnitudes)).unwrap();
     let expected = ((x.sin().unwrap() + x.sqr().unwrap()).unwrap() / 2.0).unwrap();
     assert!(max_diff(out.require("image").unwrap(), &expected) < 1e-15);
-    let op = ConditionalParallel::new([(sin(), Condition::never())], ConditionalMerge::Sum).unwrap();
+    let op =
+        ConditionalParallel::new([(sin(), Condition::never())], ConditionalMerge::Sum).unwrap();
     let out = op.apply_batch(&batch_of(&images, &magnitudes)).unwrap();
     assert_eq!(out.require("image").unwrap().id(), x.id());
-    assert!(matches!(ConditionalParallel::new([], ConditionalMerge::Sum), Err(ComposeError::NoOperators { .. })));
+    assert!(matches!(
+        ConditionalParallel::new([], ConditionalMerge::Sum),
+        Err(ComposeError::NoOperators { .. })
+    ));
 }

@@ -15,3 +15,5 @@ mod weighted_parallel;
 mod conditional_parallel;
 // Branching.
 mod branching;
+// dada-ops augmentations as operators, and the fused 15-op mixture.
+mod aug;

@@ -1,8 +1,8 @@
 //! Parallel with every merge mode, and EnsembleMean / Sum / Max / Min: values and gradients.
 use candle::Tensor;
 use dada_compose::{
-    ComposeError, ElementOperator, EnsembleMax, EnsembleMean, EnsembleMin, EnsembleSum,
-    MergeMode, Operator, Parallel,
+    ComposeError, ElementOperator, EnsembleMax, EnsembleMean, EnsembleMin, EnsembleSum, MergeMode,
+    Operator, Parallel,
 };
 
 use crate::common::*;
@@ -23,20 +23,42 @@ fn parallel_merge_modes_values_and_gradients() {
     let [a, b, c] = branch_outputs(images.as_tensor(), magnitudes.as_tensor());
     let modes = [
         (MergeMode::Stack, Tensor::stack(&[&a, &b, &c], 1).unwrap()),
-        (MergeMode::Concat { axis: 1 }, Tensor::cat(&[&a, &b, &c], 1).unwrap()),
-        (MergeMode::Concat { axis: 3 }, Tensor::cat(&[&a, &b, &c], 3).unwrap()),
+        (
+            MergeMode::Concat { axis: 1 },
+            Tensor::cat(&[&a, &b, &c], 1).unwrap(),
+        ),
+        (
+            MergeMode::Concat { axis: 3 },
+            Tensor::cat(&[&a, &b, &c], 3).unwrap(),
+        ),
         (MergeMode::Sum, ((&a + &b).unwrap() + &c).unwrap()),
-        (MergeMode::Mean, (((&a + &b).unwrap() + &c).unwrap() / 3.0).unwrap()),
+        (
+            MergeMode::Mean,
+            (((&a + &b).unwrap() + &c).unwrap() / 3.0).unwrap(),
+        ),
         (MergeMode::Max, a.maximum(&b).unwrap().maximum(&c).unwrap()),
         (MergeMode::Min, a.minimum(&b).unwrap().minimum(&c).unwrap()),
     ];
     for (seed, (mode, expected)) in modes.into_iter().enumerate() {
         let op = Parallel::new([shift(), square(), decay()], mode.clone()).unwrap();
         let out = op.apply_batch(&batch_of(&images, &magnitudes)).unwrap();
-        assert!(max_diff(out.require("image").unwrap(), &expected) < 1e-14, "{mode:?}");
+        assert!(
+            max_diff(out.require("image").unwrap(), &expected) < 1e-14,
+            "{mode:?}"
+        );
         // No child changed the magnitudes: carried over, not merged.
-        assert_eq!(out.require("magnitude").unwrap().id(), magnitudes.as_tensor().id(), "{mode:?}");
-        let loss = || project(op.apply_batch(&batch_of(&images, &magnitudes))?.require("image")?, seed as u64);
+        assert_eq!(
+            out.require("magnitude").unwrap().id(),
+            magnitudes.as_tensor().id(),
+            "{mode:?}"
+        );
+        let loss = || {
+            project(
+                op.apply_batch(&batch_of(&images, &magnitudes))?
+                    .require("image")?,
+                seed as u64,
+            )
+        };
         let err = check_grads(&[&images, &magnitudes], loss);
         assert!(err < GRAD_TOL, "{mode:?}: gradient error {err}");
     }
@@ -48,7 +70,10 @@ fn parallel_named_keeps_every_output() {
     let [a, b, _] = branch_outputs(images.as_tensor(), magnitudes.as_tensor());
     let op = Parallel::new([shift(), square()], MergeMode::Named).unwrap();
     let out = op.apply_batch(&batch_of(&images, &magnitudes)).unwrap();
-    assert_eq!(out.keys().collect::<Vec<_>>(), ["magnitude", "shift/image", "square/image"]);
+    assert_eq!(
+        out.keys().collect::<Vec<_>>(),
+        ["magnitude", "shift/image", "square/image"]
+    );
     assert!(max_diff(out.require("shift/image").unwrap(), &a) < 1e-15);
     assert!(max_diff(out.require("square/image").unwrap(), &b) < 1e-15);
     let loss = || {
@@ -69,19 +94,44 @@ fn parallel_reports_mismatched_children() {
     let crop = ElementOperator::map("crop", "image", |x| x.narrow(3, 0, 2)).arc();
     let op = Parallel::new([sin(), crop.clone()], MergeMode::Sum).unwrap();
     let err = op.apply_batch(&batch).unwrap_err();
-    assert!(matches!(err, ComposeError::ShapeMismatch { child: 1, ref got, .. } if got == &[4, 2, 3, 2]));
+    assert!(
+        matches!(err, ComposeError::ShapeMismatch { child: 1, ref got, .. } if got == &[4, 2, 3, 2])
+    );
     // Concatenation along the cropped axis is fine; along another it is not.
     let concat = Parallel::new([sin(), crop.clone()], MergeMode::Concat { axis: 3 }).unwrap();
-    assert_eq!(concat.apply_batch(&batch).unwrap().require("image").unwrap().dims(), [4, 2, 3, 5]);
+    assert_eq!(
+        concat
+            .apply_batch(&batch)
+            .unwrap()
+            .require("image")
+            .unwrap()
+            .dims(),
+        [4, 2, 3, 5]
+    );
     let concat = Parallel::new([sin(), crop], MergeMode::Concat { axis: 1 }).unwrap();
-    assert!(matches!(concat.apply_batch(&batch), Err(ComposeError::ShapeMismatch { .. })));
+    assert!(matches!(
+        concat.apply_batch(&batch),
+        Err(ComposeError::ShapeMismatch { .. })
+    ));
     let concat = Parallel::new([sin()], MergeMode::Concat { axis: 4 }).unwrap();
-    assert!(matches!(concat.apply_batch(&batch), Err(ComposeError::InvalidAxis { axis: 4, .. })));
+    assert!(matches!(
+        concat.apply_batch(&batch),
+        Err(ComposeError::InvalidAxis { axis: 4, .. })
+    ));
 
-    let extra = ElementOperator::batched("extra", |b| b.with("label", b.require("magnitude")?.clone())).arc();
+    let extra = ElementOperator::batched("extra", |b| {
+        b.with("label", b.require("magnitude")?.clone())
+    })
+    .arc();
     let op = Parallel::new([sin(), extra], MergeMode::Mean).unwrap();
-    assert!(matches!(op.apply_batch(&batch), Err(ComposeError::KeyMismatch { child: 1, .. })));
-    assert!(matches!(Parallel::new([], MergeMode::Sum), Err(ComposeError::NoOperators { .. })));
+    assert!(matches!(
+        op.apply_batch(&batch),
+        Err(ComposeError::KeyMismatch { child: 1, .. })
+    ));
+    assert!(matches!(
+        Parallel::new([], MergeMode::Sum),
+        Err(ComposeError::NoOperators { .. })
+    ));
 }
 
 #[test]
@@ -108,11 +158,24 @@ fn ensembles_values_and_gradients() {
     ];
     for (seed, (op, expected)) in ensembles.iter().enumerate() {
         let out = op.apply_batch(&batch_of(&images, &magnitudes)).unwrap();
-        assert!(max_diff(out.require("image").unwrap(), expected) < 1e-14, "{}", op.name());
-        let loss = || project(op.apply_batch(&batch_of(&images, &magnitudes))?.require("image")?, seed as u64);
+        assert!(
+            max_diff(out.require("image").unwrap(), expected) < 1e-14,
+            "{}",
+            op.name()
+        );
+        let loss = || {
+            project(
+                op.apply_batch(&batch_of(&images, &magnitudes))?
+                    .require("image")?,
+                seed as u64,
+            )
+        };
         let err = check_grads(&[&images, &magnitudes], loss);
         assert!(err < GRAD_TOL, "{}: gradient error {err}", op.name());
     }
     assert_eq!(ensembles[2].0.name(), "ensemble_max");
-    assert!(matches!(EnsembleMin::new([]), Err(ComposeError::NoOperators { .. })));
+    assert!(matches!(
+        EnsembleMin::new([]),
+        Err(ComposeError::NoOperators { .. })
+    ));
 }

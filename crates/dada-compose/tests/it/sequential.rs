@@ -25,7 +25,10 @@ fn sequential_composes_in_order_with_gradients() {
         .sin()
         .unwrap();
     assert!(max_diff(out.require("image").unwrap(), &expected) < 1e-14);
-    assert_eq!(out.require("magnitude").unwrap().id(), magnitudes.as_tensor().id());
+    assert_eq!(
+        out.require("magnitude").unwrap().id(),
+        magnitudes.as_tensor().id()
+    );
     assert!(check_grads(&[&images, &magnitudes], loss) < GRAD_TOL);
 
     let empty = Sequential::new([]);
@@ -49,13 +52,32 @@ fn conditional_sequential_applies_each_step_where_its_condition_holds() {
     ]);
     let out = op.apply_batch(&batch_of(&images, &magnitudes)).unwrap();
     // sin(y^2) where m > 0.5, sin(y) elsewhere, with y = x + m; the scale step never runs.
-    let y = images.as_tensor().broadcast_add(&per_image(magnitudes.as_tensor()).unwrap()).unwrap();
-    for (i, m) in magnitudes.as_tensor().to_vec1::<f64>().unwrap().into_iter().enumerate() {
+    let y = images
+        .as_tensor()
+        .broadcast_add(&per_image(magnitudes.as_tensor()).unwrap())
+        .unwrap();
+    for (i, m) in magnitudes
+        .as_tensor()
+        .to_vec1::<f64>()
+        .unwrap()
+        .into_iter()
+        .enumerate()
+    {
         let yi = y.get(i).unwrap();
-        let expected = if m > 0.5 { yi.sqr().unwrap().sin().unwrap() } else { yi.sin().unwrap() };
+        let expected = if m > 0.5 {
+            yi.sqr().unwrap().sin().unwrap()
+        } else {
+            yi.sin().unwrap()
+        };
         assert!(max_diff(&out.require("image").unwrap().get(i).unwrap(), &expected) < 1e-14);
     }
-    let loss = || project(op.apply_batch(&batch_of(&images, &magnitudes))?.require("image")?, 13);
+    let loss = || {
+        project(
+            op.apply_batch(&batch_of(&images, &magnitudes))?
+                .require("image")?,
+            13,
+        )
+    };
     assert!(check_grads(&[&images, &magnitudes], loss) < GRAD_TOL);
 }
 
@@ -77,7 +99,13 @@ fn dynamic_sequential_changes_between_calls() {
     op.add(sin());
     op.insert(0, scale(2.0)).unwrap();
     assert_eq!(op.names(), ["scale_2", "square", "sin"]);
-    let run = |op: &DynamicSequential| op.apply_batch(&batch).unwrap().require("image").unwrap().clone();
+    let run = |op: &DynamicSequential| {
+        op.apply_batch(&batch)
+            .unwrap()
+            .require("image")
+            .unwrap()
+            .clone()
+    };
     // sin((2x)^2)
     assert!(max_diff(&run(&op), &(x * 2.0).unwrap().sqr().unwrap().sin().unwrap()) < 1e-14);
     op.reorder(&[2, 0, 1]).unwrap();
@@ -88,12 +116,38 @@ fn dynamic_sequential_changes_between_calls() {
     assert_eq!(removed.name(), "scale_2");
     assert!(max_diff(&run(&op), &x.sin().unwrap().sqr().unwrap()) < 1e-14);
 
-    let loss = || project(op.apply_batch(&batch_of(&images, &magnitudes))?.require("image")?, 16);
+    let loss = || {
+        project(
+            op.apply_batch(&batch_of(&images, &magnitudes))?
+                .require("image")?,
+            16,
+        )
+    };
     assert!(check_grads(&[&images], loss) < GRAD_TOL);
 
-    assert!(matches!(op.remove(2), Err(ComposeError::IndexOutOfRange { index: 2, len: 2, .. })));
-    assert!(matches!(op.insert(3, sin()), Err(ComposeError::IndexOutOfRange { index: 3, len: 2, .. })));
-    assert!(matches!(op.reorder(&[0, 0]), Err(ComposeError::NotAPermutation { .. })));
-    assert!(matches!(op.reorder(&[1]), Err(ComposeError::NotAPermutation { .. })));
+    assert!(matches!(
+        op.remove(2),
+        Err(ComposeError::IndexOutOfRange {
+            index: 2,
+            len: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        op.insert(3, sin()),
+        Err(ComposeError::IndexOutOfRange {
+            index: 3,
+            len: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        op.reorder(&[0, 0]),
+        Err(ComposeError::NotAPermutation { .. })
+    ));
+    assert!(matches!(
+        op.reorder(&[1]),
+        Err(ComposeError::NotAPermutation { .. })
+    ));
     assert_eq!(op.len(), 2);
 }

@@ -13,7 +13,7 @@ fn random_bn(c: usize, seed: u64) -> (BatchNorm, ModelParams) {
     for (name, var) in params.named_trainable_vars() {
         let v = rand_tensor(var.dims(), seed + name.len() as u64);
         // weight in [0.5, 1.5), bias in [-1, 1)
-        let v = if name.ends_with("weight") { (v * 0.5 + 1.0).unwrap() } else { v };
+        let v = if name.ends_with("weight") { v.affine(0.5, 1.0).unwrap() } else { v };
         var.set(&v).unwrap();
     }
     (bn, params)
@@ -30,7 +30,7 @@ fn fused_matches_reference_in_train_and_eval() {
             let (bn_fast, p_fast) = random_bn(6, 3);
             let (bn_ref, p_ref) = random_bn(6, 3);
             // shift the input so the mean is far from zero
-            let x = (rand_tensor(&[5, 6, 7, 7], 11) * 3.0 + 2.0).unwrap();
+            let x = rand_tensor(&[5, 6, 7, 7], 11).affine(3.0, 2.0).unwrap();
             let x_fast = Var::from_tensor(&x).unwrap();
             let x_ref = Var::from_tensor(&x).unwrap();
             // one training step first so eval uses non-trivial running statistics
@@ -65,7 +65,7 @@ fn running_statistics_follow_pytorch() {
     let mean = x.mean_keepdim(0).unwrap().mean_keepdim(2).unwrap().mean_keepdim(3).unwrap();
     let var = x.broadcast_sub(&mean).unwrap().sqr().unwrap().sum_keepdim(0).unwrap().sum_keepdim(2).unwrap().sum_keepdim(3).unwrap();
     let expected_mean = (mean.flatten_all().unwrap() * 0.1).unwrap();
-    let expected_var = ((var.flatten_all().unwrap() / (n - 1.0)).unwrap() * 0.1 + 0.9).unwrap();
+    let expected_var = var.flatten_all().unwrap().affine(0.1 / (n - 1.0), 0.9).unwrap();
     assert!(rel_err(&bn.running_mean(), &expected_mean) < 1e-5);
     assert!(rel_err(&bn.running_var(), &expected_var) < 1e-5);
 }

@@ -229,7 +229,8 @@ impl Equalize {
         let nonzero = hist.gt(0.0)?.to_dtype(dt)?.sum_keepdim(2)?;
         let top = levels.max_keepdim(2)?.to_dtype(DType::U32)?;
         let last = hist.gather(&top, 2)?;
-        let step = last.affine(-1.0, n)?.affine(1.0 / 256.0, 0.0)?.floor()?;
+        // (n - last) // 255, robust to the inexact 1/255: integer + 0.5 never rounds across a multiple.
+        let step = last.affine(-1.0, n + 0.5)?.affine(1.0 / 255.0, 0.0)?.floor()?;
         let unchanged = ((nonzero.le(1.0)?.to_dtype(dt)? + step.le(0.0)?.to_dtype(dt)?)?.clamp(0.0, 1.0))?;
         let safe_step = (&step + &unchanged)?;
         let half = safe_step.affine(0.5, 0.0)?.floor()?;
@@ -276,13 +277,13 @@ fn level(x: f32) -> u32 {
 
 /// PIL's equalize LUT for one channel, or `None` when PIL leaves the channel unchanged.
 fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
-    let mut hist = [0usize; 256];
+    let mut hist = [0u32; 256];
     for &x in plane {
         hist[level(x) as usize] += 1;
     }
     let nonzero = hist.iter().filter(|&&h| h > 0).count();
     let top = hist.iter().rposition(|&h| h > 0)?;
-    let step = (plane.len() - hist[top]) / 256;
+    let step = (plane.len() as u32 - hist[top]) / 255;
     if nonzero <= 1 || step == 0 {
         return None;
     }
@@ -297,8 +298,16 @@ fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
 
 /// Per channel `(min, max)` and whether autocontrast stretches it.
 fn channel_range(plane: &[f32]) -> (f32, f32, bool) {
-    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-    for &x in plane {
+    let (mut lo, mut hi) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+    let mut chunks = plane.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+        }
+    }
+    let (mut lo, mut hi) = lo.iter().zip(&hi).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (l, h)| (a.min(*l), b.max(*h)));
+    for &x in chunks.remainder() {
         lo = lo.min(x);
         hi = hi.max(x);
     }
@@ -322,9 +331,12 @@ impl ImageKernel for PointKernel {
                     dst.copy_from_slice(src);
                     return;
                 }
-                let shift = 8 - bits;
+                // (level >> shift) << shift, in exact float arithmetic (q is a power of two).
+                let q = (1u32 << (8 - bits)) as f32;
+                let (inv_q, scale) = (1.0 / q, q / 255.0);
                 for (d, &x) in dst.iter_mut().zip(src) {
-                    *d = ((level(x) >> shift) << shift) as f32 * (1.0 / 255.0);
+                    let l = (x * 255.0 + 0.5).floor().clamp(0.0, 255.0);
+                    *d = (l * inv_q).floor() * scale;
                 }
             }
             PointOp::AutoContrast => {
@@ -380,9 +392,14 @@ impl ImageKernel for PointKernel {
                         Estimator::StraightThrough => g,
                         Estimator::Surrogate => {
                             // d/dm [x + s (1 - 2x)], s = sigmoid((255 x - 256 m) / w):
-                            // s (1 - s) (-256 / w) (1 - 2 x).
-                            let s = 1.0 / (1.0 + (-(x * 255.0 - t) / w).exp());
-                            g * s * (1.0 - s) * (-SOLARIZE_RANGE.high / w) * (1.0 - 2.0 * x)
+                            // s (1 - s) (-256 / w) (1 - 2 x); below 1e-13 past |z| = 30.
+                            let z = (x * 255.0 - t) / w;
+                            if z.abs() > 30.0 {
+                                0.0
+                            } else {
+                                let s = 1.0 / (1.0 + (-z).exp());
+                                g * s * (1.0 - s) * (-SOLARIZE_RANGE.high / w) * (1.0 - 2.0 * x)
+                            }
                         }
                     };
                 }

@@ -111,24 +111,100 @@ impl EnhanceKind {
     }
 }
 
-/// The gradient candle's `clamp(0, 1)` passes: 1 inside, 1/2 on the bound, 0 outside.
-#[inline]
+/// The gradient candle's `clamp(0, 1)` passes: 1 inside, 1/2 on the bound, 0 outside
+/// (branch-free, so loops using it vectorize).
+#[inline(always)]
 pub(crate) fn clamp_grad(pre: f32) -> f32 {
-    if pre > 0.0 && pre < 1.0 {
-        1.0
-    } else if pre == 0.0 || pre == 1.0 {
-        0.5
-    } else {
-        0.0
+    let inside = ((pre > 0.0) & (pre < 1.0)) as u32 as f32;
+    let bound = ((pre == 0.0) | (pre == 1.0)) as u32 as f32;
+    inside + 0.5 * bound
+}
+
+/// Sum of `f(i)` over `0..n` with eight independent accumulators (vectorizes; f32 sums are
+/// otherwise a serial chain).
+#[inline(always)]
+pub(crate) fn sum8(n: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
     }
+    let mut total: f32 = acc.iter().sum();
+    for i in full..n {
+        total += f(i);
+    }
+    total
 }
 
 struct EnhanceKernel {
     kind: EnhanceKind,
 }
 
+/// PIL's `SMOOTH` filter of one plane (`[1 1 1; 1 5 1; 1 1 1] / 13`), borders copied.
+fn smooth_plane(s: &[f32], h: usize, w: usize, d: &mut [f32]) {
+    d.copy_from_slice(s);
+    if h < 3 || w < 3 {
+        return;
+    }
+    for y in 1..h - 1 {
+        let (r0, r1, r2) = (&s[(y - 1) * w..y * w], &s[y * w..(y + 1) * w], &s[(y + 1) * w..(y + 2) * w]);
+        let out = &mut d[y * w + 1..y * w + w - 1];
+        for (x, o) in out.iter_mut().enumerate() {
+            let sum = (r0[x] + r0[x + 1] + r0[x + 2]) + (r1[x] + 5.0 * r1[x + 1] + r1[x + 2])
+                + (r2[x] + r2[x + 1] + r2[x + 2]);
+            *o = sum * (1.0 / 13.0);
+        }
+    }
+}
+
+/// The transpose of [`smooth_plane`] applied to `g`, scaled by `k` and added to `out`.
+fn smooth_plane_transpose_add(g: &[f32], h: usize, w: usize, k: f32, out: &mut [f32]) {
+    if h < 3 || w < 3 {
+        out.iter_mut().zip(g).for_each(|(o, g)| *o += k * g);
+        return;
+    }
+    // Border outputs copy their input; interior outputs spread g / 13 over their 3x3
+    // neighbourhood (5 / 13 on the centre). Kernel symmetric: gather t = interior(g) / 13.
+    let mut t = vec![0f32; h * w];
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            t[y * w + x] = g[y * w + x] * (k / 13.0);
+        }
+    }
+    // Horizontal 3-sums of t (t is 0 on the border, so edges only lose zero terms).
+    let mut hs = vec![0f32; h * w];
+    for y in 0..h {
+        let (tr, hr) = (&t[y * w..(y + 1) * w], &mut hs[y * w..(y + 1) * w]);
+        hr[0] = tr[0] + tr[1];
+        for x in 1..w - 1 {
+            hr[x] = tr[x - 1] + tr[x] + tr[x + 1];
+        }
+        hr[w - 1] = tr[w - 2] + tr[w - 1];
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let mut v = hs[i] + 4.0 * t[i];
+            if y > 0 {
+                v += hs[i - w];
+            }
+            if y + 1 < h {
+                v += hs[i + w];
+            }
+            let border = (y == 0) | (x == 0) | (y + 1 == h) | (x + 1 == w);
+            if border {
+                v += k * g[i];
+            }
+            out[i] += v;
+        }
+    }
+}
+
 impl EnhanceKernel {
-    /// The degenerate image into `deg` (unused for brightness).
+    /// The degenerate image (all channels) into `deg`: unused for brightness, one value for
+    /// contrast, a plane for color, the smoothed image for sharpness.
     fn degenerate(&self, src: &[f32], dims: ImageDims, deg: &mut Vec<f32>) {
         let plane = dims.plane();
         match self.kind {
@@ -137,8 +213,8 @@ impl EnhanceKernel {
                 let weights = luma_weights("contrast", dims.c).unwrap_or(&[1.0]);
                 let mut mean = 0f32;
                 for (c, wc) in weights.iter().enumerate() {
-                    let s: f32 = src[c * plane..(c + 1) * plane].iter().sum();
-                    mean += wc * s;
+                    let s = &src[c * plane..(c + 1) * plane];
+                    mean += wc * sum8(plane, |i| s[i]);
                 }
                 deg.clear();
                 deg.push(mean / plane as f32);
@@ -155,53 +231,48 @@ impl EnhanceKernel {
             }
             EnhanceKind::Sharpness => {
                 deg.clear();
-                deg.extend_from_slice(src);
-                let (h, w) = (dims.h, dims.w);
-                if h < 3 || w < 3 {
-                    return;
-                }
-                for c in 0..dims.c {
-                    let s = &src[c * plane..(c + 1) * plane];
-                    let d = &mut deg[c * plane..(c + 1) * plane];
-                    for y in 1..h - 1 {
-                        let (r0, r1, r2) = (&s[(y - 1) * w..y * w], &s[y * w..(y + 1) * w], &s[(y + 1) * w..(y + 2) * w]);
-                        for x in 1..w - 1 {
-                            let sum = r0[x - 1] + r0[x] + r0[x + 1] + r1[x - 1] + 5.0 * r1[x] + r1[x + 1]
-                                + r2[x - 1] + r2[x] + r2[x + 1];
-                            d[y * w + x] = sum / 13.0;
-                        }
-                    }
+                deg.resize(src.len(), 0.0);
+                for (s, d) in src.chunks_exact(plane).zip(deg.chunks_exact_mut(plane)) {
+                    smooth_plane(s, dims.h, dims.w, d);
                 }
             }
         }
     }
 
-    #[inline]
-    fn deg_at(&self, deg: &[f32], i: usize, plane: usize) -> f32 {
+    /// The degenerate values of channel plane `c`, as a slice the length of a plane (or one
+    /// value repeated through `scalar`).
+    fn deg_plane<'a>(&self, deg: &'a [f32], c: usize, plane: usize) -> DegPlane<'a> {
         match self.kind {
-            EnhanceKind::Brightness => 0.0,
-            EnhanceKind::Contrast => deg[0],
-            EnhanceKind::Color => deg[i % plane],
-            EnhanceKind::Sharpness => deg[i],
+            EnhanceKind::Brightness => DegPlane::Scalar(0.0),
+            EnhanceKind::Contrast => DegPlane::Scalar(deg[0]),
+            EnhanceKind::Color => DegPlane::Plane(deg),
+            EnhanceKind::Sharpness => DegPlane::Plane(&deg[c * plane..(c + 1) * plane]),
         }
     }
+}
+
+enum DegPlane<'a> {
+    Scalar(f32),
+    Plane(&'a [f32]),
 }
 
 impl ImageKernel for EnhanceKernel {
     fn forward(&self, _: usize, magnitude: f32, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
         let f = ENHANCE_RANGE.param(magnitude, 1.0);
-        if self.kind == EnhanceKind::Brightness {
-            for (d, x) in dst.iter_mut().zip(src) {
-                *d = (f * x).clamp(0.0, 1.0);
-            }
-            return;
-        }
+        let plane = dims.plane();
         let mut deg = Vec::new();
         self.degenerate(src, dims, &mut deg);
-        let plane = dims.plane();
-        for (i, (d, x)) in dst.iter_mut().zip(src).enumerate() {
-            let g = self.deg_at(&deg, i, plane);
-            *d = (g + f * (x - g)).clamp(0.0, 1.0);
+        for (c, (s, d)) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)).enumerate() {
+            match self.deg_plane(&deg, c, plane) {
+                DegPlane::Scalar(g) => {
+                    d.iter_mut().zip(s).for_each(|(d, x)| *d = (g + f * (x - g)).clamp(0.0, 1.0))
+                }
+                DegPlane::Plane(gp) => {
+                    for ((d, x), g) in d.iter_mut().zip(s).zip(gp) {
+                        *d = (g + f * (x - g)).clamp(0.0, 1.0);
+                    }
+                }
+            }
         }
     }
 
@@ -222,20 +293,35 @@ impl ImageKernel for EnhanceKernel {
         // gm = grad through the clip; d out / d f = x - deg; d out / d x = f I + (1 - f) D.
         let mut gm = vec![0f32; src.len()];
         let mut df = 0f32;
-        for (i, x) in src.iter().enumerate() {
-            let g = self.deg_at(&deg, i, plane);
-            let pre = g + f * (x - g);
-            let m = grad_out[i] * clamp_grad(pre);
-            gm[i] = m;
-            df += m * (x - g);
-            grad_src[i] += scale * f * m;
+        for c in 0..dims.c {
+            let r = c * plane..(c + 1) * plane;
+            let (s, g, m, gs) = (&src[r.clone()], &grad_out[r.clone()], &mut gm[r.clone()], &mut grad_src[r]);
+            let gp: &[f32] = match self.deg_plane(&deg, c, plane) {
+                DegPlane::Scalar(v) => {
+                    for i in 0..plane {
+                        m[i] = g[i] * clamp_grad(v + f * (s[i] - v));
+                    }
+                    df += sum8(plane, |i| m[i] * (s[i] - v));
+                    &[]
+                }
+                DegPlane::Plane(gp) => {
+                    for i in 0..plane {
+                        m[i] = g[i] * clamp_grad(gp[i] + f * (s[i] - gp[i]));
+                    }
+                    df += sum8(plane, |i| m[i] * (s[i] - gp[i]));
+                    gp
+                }
+            };
+            let _ = gp;
+            let sf = scale * f;
+            gs.iter_mut().zip(m.iter()).for_each(|(v, m)| *v += sf * m);
         }
         let k = scale * (1.0 - f);
         match self.kind {
             EnhanceKind::Brightness => {}
             EnhanceKind::Contrast => {
                 let weights = luma_weights("contrast", dims.c).unwrap_or(&[1.0]);
-                let total: f32 = gm.iter().sum();
+                let total = sum8(gm.len(), |i| gm[i]);
                 for (c, wc) in weights.iter().enumerate() {
                     let add = k * wc * total / plane as f32;
                     grad_src[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v += add);
@@ -244,39 +330,19 @@ impl ImageKernel for EnhanceKernel {
             EnhanceKind::Color => {
                 let weights = luma_weights("color", dims.c).unwrap_or(&[1.0]);
                 let mut per_pixel = vec![0f32; plane];
-                for c in 0..dims.c {
-                    for (t, m) in per_pixel.iter_mut().zip(&gm[c * plane..(c + 1) * plane]) {
-                        *t += m;
-                    }
+                for m in gm.chunks_exact(plane) {
+                    per_pixel.iter_mut().zip(m).for_each(|(t, m)| *t += m);
                 }
                 for (c, wc) in weights.iter().enumerate() {
+                    let kw = k * wc;
                     for (v, t) in grad_src[c * plane..(c + 1) * plane].iter_mut().zip(&per_pixel) {
-                        *v += k * wc * t;
+                        *v += kw * t;
                     }
                 }
             }
             EnhanceKind::Sharpness => {
-                let (h, w) = (dims.h, dims.w);
-                for c in 0..dims.c {
-                    let g = &gm[c * plane..(c + 1) * plane];
-                    let gs = &mut grad_src[c * plane..(c + 1) * plane];
-                    for y in 0..h {
-                        for x in 0..w {
-                            let o = y * w + x;
-                            let border = y == 0 || x == 0 || y + 1 >= h || x + 1 >= w;
-                            if border {
-                                gs[o] += k * g[o];
-                                continue;
-                            }
-                            let t = k * g[o] / 13.0;
-                            for yy in y - 1..=y + 1 {
-                                for xx in x - 1..=x + 1 {
-                                    gs[yy * w + xx] += t;
-                                }
-                            }
-                            gs[o] += 4.0 * t;
-                        }
-                    }
+                for (g, gs) in gm.chunks_exact(plane).zip(grad_src.chunks_exact_mut(plane)) {
+                    smooth_plane_transpose_add(g, dims.h, dims.w, k, gs);
                 }
             }
         }

@@ -247,78 +247,134 @@ impl AffineKind {
     }
 }
 
-/// Nearest source pixel (PIL `COORD`: truncation, negative is outside) or `None` (fill).
-#[inline]
-fn nearest_index(u: f64, v: f64, dims: ImageDims) -> Option<usize> {
-    if u < 0.0 || v < 0.0 {
-        return None;
+/// PIL's nearest-neighbour affine sampling: 16.16 fixed point (`affine_fixed`) unless the
+/// warp is a pure scale/translation (`ImagingScaleAffine`) or the coordinates could overflow,
+/// where PIL uses doubles and truncation (`COORD`).
+enum NearestMap {
+    Fixed([i64; 6]),
+    Float([f64; 6]),
+}
+
+impl NearestMap {
+    fn new(a: [f64; 6], dims: ImageDims) -> Self {
+        let check = |x: f64, y: f64| {
+            (x * a[0] + y * a[1] + a[2]).abs() < 32768.0 && (x * a[3] + y * a[4] + a[5]).abs() < 32768.0
+        };
+        let (w, h) = (dims.w as f64, dims.h as f64);
+        let scale_only = a[1] == 0.0 && a[3] == 0.0;
+        if scale_only || !(check(0.0, 0.0) && check(w, h) && check(0.0, h) && check(w, 0.0)) {
+            return NearestMap::Float(a);
+        }
+        let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
+        NearestMap::Fixed([
+            fix(a[0]),
+            fix(a[1]),
+            fix(a[2] + a[0] * 0.5 + a[1] * 0.5),
+            fix(a[3]),
+            fix(a[4]),
+            fix(a[5] + a[3] * 0.5 + a[4] * 0.5),
+        ])
     }
-    let (xi, yi) = (u as usize, v as usize);
-    (xi < dims.w && yi < dims.h).then_some(yi * dims.w + xi)
+
+    /// Source pixel for output pixel `(x, y)`, or `None` (fill).
+    #[inline]
+    fn index(&self, x: usize, y: usize, dims: ImageDims) -> Option<usize> {
+        let (xi, yi) = match self {
+            NearestMap::Fixed(f) => {
+                let (x, y) = (x as i64, y as i64);
+                ((f[2] + y * f[1] + x * f[0]) >> 16, (f[5] + y * f[4] + x * f[3]) >> 16)
+            }
+            NearestMap::Float(a) => {
+                let (xx, yy) = (x as f64 + 0.5, y as f64 + 0.5);
+                let u = a[0] * xx + a[1] * yy + a[2];
+                let v = a[3] * xx + a[4] * yy + a[5];
+                if u < 0.0 || v < 0.0 {
+                    return None;
+                }
+                (u as i64, v as i64)
+            }
+        };
+        (xi >= 0 && yi >= 0 && (xi as usize) < dims.w && (yi as usize) < dims.h)
+            .then(|| yi as usize * dims.w + xi as usize)
+    }
 }
 
 /// The four bilinear taps at input coordinates `(u, v)` (pixel centres at `i + 0.5`), zero
-/// outside the image.
+/// outside the image: invalid taps get weight 0 and a valid dummy index, so sampling is
+/// branch-free.
 struct Taps {
     idx: [usize; 4],
     weight: [f32; 4],
-    valid: [bool; 4],
+    valid: [f32; 4],
     fx: f32,
     fy: f32,
 }
 
 impl Taps {
-    #[inline]
-    fn new(u: f64, v: f64, dims: ImageDims) -> Self {
+    #[inline(always)]
+    fn new(u: f32, v: f32, dims: ImageDims) -> Self {
         let (ux, vy) = (u - 0.5, v - 0.5);
         let (x0, y0) = (ux.floor(), vy.floor());
         let (fx, fy) = (ux - x0, vy - y0);
-        let mut t = Taps { idx: [0; 4], weight: [0.0; 4], valid: [false; 4], fx: fx as f32, fy: fy as f32 };
-        for (k, (dx, dy)) in [(0, 0), (1, 0), (0, 1), (1, 1)].into_iter().enumerate() {
-            let (xi, yi) = (x0 + dx as f64, y0 + dy as f64);
-            let valid = xi >= 0.0 && yi >= 0.0 && xi < dims.w as f64 && yi < dims.h as f64;
-            let wx = if dx == 0 { 1.0 - fx } else { fx };
-            let wy = if dy == 0 { 1.0 - fy } else { fy };
-            t.valid[k] = valid;
-            if valid {
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        let wxs = [1.0 - fx, fx];
+        let wys = [1.0 - fy, fy];
+        if x0 >= 0 && y0 >= 0 && (x0 as usize + 1) < dims.w && (y0 as usize + 1) < dims.h {
+            // Interior: all four taps valid.
+            let i = y0 as usize * dims.w + x0 as usize;
+            return Taps {
+                idx: [i, i + 1, i + dims.w, i + dims.w + 1],
+                weight: [wxs[0] * wys[0], wxs[1] * wys[0], wxs[0] * wys[1], wxs[1] * wys[1]],
+                valid: [1.0; 4],
+                fx,
+                fy,
+            };
+        }
+        let mut t = Taps { idx: [0; 4], weight: [0.0; 4], valid: [0.0; 4], fx, fy };
+        for k in 0..4 {
+            let (dx, dy) = (k & 1, k >> 1);
+            let (xi, yi) = (x0 + dx as i64, y0 + dy as i64);
+            if xi >= 0 && yi >= 0 && (xi as usize) < dims.w && (yi as usize) < dims.h {
                 t.idx[k] = yi as usize * dims.w + xi as usize;
-                t.weight[k] = (wx * wy) as f32;
+                t.valid[k] = 1.0;
+                t.weight[k] = wxs[dx] * wys[dy];
             }
         }
         t
     }
 
-    #[inline]
+    #[inline(always)]
     fn sample(&self, plane: &[f32]) -> f32 {
-        let mut acc = 0f32;
-        for k in 0..4 {
-            if self.valid[k] {
-                acc += plane[self.idx[k]] * self.weight[k];
-            }
-        }
-        acc
-    }
-
-    #[inline]
-    fn value(&self, plane: &[f32], k: usize) -> f32 {
-        if self.valid[k] {
-            plane[self.idx[k]]
-        } else {
-            0.0
-        }
+        plane[self.idx[0]] * self.weight[0]
+            + plane[self.idx[1]] * self.weight[1]
+            + plane[self.idx[2]] * self.weight[2]
+            + plane[self.idx[3]] * self.weight[3]
     }
 
     /// `(d sample / d u, d sample / d v)`.
-    #[inline]
+    #[inline(always)]
     fn deriv(&self, plane: &[f32]) -> (f32, f32) {
-        let (v00, v10, v01, v11) =
-            (self.value(plane, 0), self.value(plane, 1), self.value(plane, 2), self.value(plane, 3));
+        let v00 = plane[self.idx[0]] * self.valid[0];
+        let v10 = plane[self.idx[1]] * self.valid[1];
+        let v01 = plane[self.idx[2]] * self.valid[2];
+        let v11 = plane[self.idx[3]] * self.valid[3];
         let (fx, fy) = (self.fx, self.fy);
         let du = (1.0 - fy) * (v10 - v00) + fy * (v11 - v01);
         let dv = (1.0 - fx) * (v01 - v00) + fx * (v11 - v10);
         (du, dv)
     }
 }
+
+/// Output pixel centre `(x + 0.5, y + 0.5)` mapped through `a`, in f32 (bilinear taps only;
+/// nearest sampling uses `NearestMap`).
+#[inline(always)]
+fn coords(a: &[f64; 6], x: usize, y: usize) -> (f32, f32) {
+    let (xx, yy) = (x as f64 + 0.5, y as f64 + 0.5);
+    ((a[0] * xx + a[1] * yy + a[2]) as f32, (a[3] * xx + a[4] * yy + a[5]) as f32)
+}
+
+/// Marks an output pixel filled with 0 in a nearest-index table.
+const OUTSIDE: u32 = u32::MAX;
 
 struct AffineKernel {
     kind: AffineKind,
@@ -327,25 +383,40 @@ struct AffineKernel {
     signs: Vec<f32>,
 }
 
+impl AffineKernel {
+    /// Source pixel of every output pixel (`OUTSIDE` for fill), PIL's nearest rule.
+    fn nearest_table(a: [f64; 6], dims: ImageDims) -> Vec<u32> {
+        let map = NearestMap::new(a, dims);
+        let mut table = Vec::with_capacity(dims.plane());
+        for y in 0..dims.h {
+            for x in 0..dims.w {
+                table.push(map.index(x, y, dims).map_or(OUTSIDE, |q| q as u32));
+            }
+        }
+        table
+    }
+}
+
 impl ImageKernel for AffineKernel {
     fn forward(&self, index: usize, magnitude: f32, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
         let p = self.kind.range().param_f64(magnitude, self.signs[index]);
         let (a, _) = self.kind.coeffs(p, dims.h, dims.w);
         let plane = dims.plane();
-        for y in 0..dims.h {
-            let yy = y as f64 + 0.5;
-            for x in 0..dims.w {
-                let xx = x as f64 + 0.5;
-                let u = a[0] * xx + a[1] * yy + a[2];
-                let v = a[3] * xx + a[4] * yy + a[5];
-                let o = y * dims.w + x;
-                match self.interpolation {
-                    Interpolation::Nearest => match nearest_index(u, v, dims) {
-                        Some(q) => (0..dims.c).for_each(|c| dst[c * plane + o] = src[c * plane + q]),
-                        None => (0..dims.c).for_each(|c| dst[c * plane + o] = 0.0),
-                    },
-                    Interpolation::Bilinear => {
+        match self.interpolation {
+            Interpolation::Nearest => {
+                let table = Self::nearest_table(a, dims);
+                for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
+                    for (d, &q) in d.iter_mut().zip(&table) {
+                        *d = if q == OUTSIDE { 0.0 } else { s[q as usize] };
+                    }
+                }
+            }
+            Interpolation::Bilinear => {
+                for y in 0..dims.h {
+                    for x in 0..dims.w {
+                        let (u, v) = coords(&a, x, y);
                         let taps = Taps::new(u, v, dims);
+                        let o = y * dims.w + x;
                         for c in 0..dims.c {
                             dst[c * plane + o] = taps.sample(&src[c * plane..(c + 1) * plane]);
                         }
@@ -370,44 +441,41 @@ impl ImageKernel for AffineKernel {
         let p = range.param_f64(magnitude, sign);
         let (a, da) = self.kind.coeffs(p, dims.h, dims.w);
         let plane = dims.plane();
-        let straight_through =
-            self.interpolation == Interpolation::Nearest && self.estimator == Estimator::StraightThrough;
-        // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear derivative;
-        // the surrogate under nearest sampling).
-        let mut dp = 0f64;
-        for y in 0..dims.h {
-            let yy = y as f64 + 0.5;
-            let mut row = 0f32;
-            for x in 0..dims.w {
-                let xx = x as f64 + 0.5;
-                let u = a[0] * xx + a[1] * yy + a[2];
-                let v = a[3] * xx + a[4] * yy + a[5];
-                let o = y * dims.w + x;
-                if self.interpolation == Interpolation::Nearest {
-                    if let Some(q) = nearest_index(u, v, dims) {
-                        for c in 0..dims.c {
-                            grad_src[c * plane + q] += scale * grad_out[c * plane + o];
-                        }
-                    }
-                    if straight_through {
-                        for c in 0..dims.c {
-                            row += grad_out[c * plane + o];
-                        }
-                        continue;
+        if self.interpolation == Interpolation::Nearest {
+            let table = Self::nearest_table(a, dims);
+            for (g, gs) in grad_out.chunks_exact(plane).zip(grad_src.chunks_exact_mut(plane)) {
+                for (&q, &gv) in table.iter().zip(g) {
+                    if q != OUTSIDE {
+                        gs[q as usize] += scale * gv;
                     }
                 }
+            }
+            if self.estimator == Estimator::StraightThrough {
+                return grad_out.iter().sum();
+            }
+        }
+        // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear derivative;
+        // the surrogate under nearest sampling).
+        let bilinear = self.interpolation == Interpolation::Bilinear;
+        let mut dp = 0f64;
+        for y in 0..dims.h {
+            let yy = y as f32 + 0.5;
+            let mut row = 0f32;
+            for x in 0..dims.w {
+                let xx = x as f32 + 0.5;
+                let (u, v) = coords(&a, x, y);
                 let taps = Taps::new(u, v, dims);
-                let du_dp = (da[0] * xx + da[1] * yy + da[2]) as f32;
-                let dv_dp = (da[3] * xx + da[4] * yy + da[5]) as f32;
+                let du_dp = da[0] as f32 * xx + da[1] as f32 * yy + da[2] as f32;
+                let dv_dp = da[3] as f32 * xx + da[4] as f32 * yy + da[5] as f32;
+                let o = y * dims.w + x;
                 for c in 0..dims.c {
                     let g = grad_out[c * plane + o];
                     let src_c = &src[c * plane..(c + 1) * plane];
-                    if self.interpolation == Interpolation::Bilinear {
+                    if bilinear {
                         let gs = &mut grad_src[c * plane..(c + 1) * plane];
+                        let sg = scale * g;
                         for k in 0..4 {
-                            if taps.valid[k] {
-                                gs[taps.idx[k]] += scale * g * taps.weight[k];
-                            }
+                            gs[taps.idx[k]] += sg * taps.weight[k];
                         }
                     }
                     let (du, dv) = taps.deriv(src_c);
@@ -416,11 +484,7 @@ impl ImageKernel for AffineKernel {
             }
             dp += row as f64;
         }
-        if straight_through {
-            dp as f32
-        } else {
-            (dp * range.dparam_dm(sign) as f64) as f32
-        }
+        (dp * range.dparam_dm(sign) as f64) as f32
     }
 }
 
@@ -489,7 +553,8 @@ fn affine_reference(
     match interpolation {
         Interpolation::Bilinear => bilinear_sample(images, &u, &v),
         Interpolation::Nearest => {
-            let out = nearest_sample(images, &u, &v)?;
+            let (xi, yi) = nearest_indices(&a, &u, &v, h, w)?;
+            let out = nearest_sample(images, &xi, &yi)?;
             match estimator {
                 Estimator::Surrogate => {
                     let s = bilinear_sample(&images.detach(), &u, &v)?;
@@ -523,10 +588,54 @@ fn gather_pixels(images: &Tensor, xi: &Tensor, yi: &Tensor) -> Result<(Tensor, T
     Ok((vals, valid.unsqueeze(1)?))
 }
 
-/// Nearest sampling at input coordinates `(u, v)` (PIL: truncate, fill 0).
-fn nearest_sample(images: &Tensor, u: &Tensor, v: &Tensor) -> Result<Tensor> {
+/// PIL's nearest source pixel `(xi, yi)` (integer-valued f64 `(B, HW)`) for affine
+/// coefficients `a` (six `(B,)` f64) and float coordinates `(u, v)`: see `NearestMap`.
+fn nearest_indices(a: &[Tensor; 6], u: &Tensor, v: &Tensor, h: usize, w: usize) -> Result<(Tensor, Tensor)> {
+    let dev = u.device();
+    let col = |t: &Tensor| t.unsqueeze(1);
+    let fix = |t: &Tensor| t.affine(65536.0, 0.5)?.floor();
+    let f = [
+        fix(&a[0])?,
+        fix(&a[1])?,
+        fix(&((&a[2] + a[0].affine(0.5, 0.0)?)? + a[1].affine(0.5, 0.0)?)?)?,
+        fix(&a[3])?,
+        fix(&a[4])?,
+        fix(&((&a[5] + a[3].affine(0.5, 0.0)?)? + a[4].affine(0.5, 0.0)?)?)?,
+    ];
+    let xs: Vec<f64> = (0..h * w).map(|i| (i % w) as f64).collect();
+    let ys: Vec<f64> = (0..h * w).map(|i| (i / w) as f64).collect();
+    let xs = Tensor::from_vec(xs, (1, h * w), dev)?;
+    let ys = Tensor::from_vec(ys, (1, h * w), dev)?;
+    let fixed_coord = |c: &Tensor, cy: &Tensor, cx: &Tensor| -> Result<Tensor> {
+        col(c)?
+            .broadcast_add(&ys.broadcast_mul(&col(cy)?)?)?
+            .broadcast_add(&xs.broadcast_mul(&col(cx)?)?)?
+            .affine(1.0 / 65536.0, 0.0)?
+            .floor()
+    };
+    let xi_fixed = fixed_coord(&f[2], &f[1], &f[0])?;
+    let yi_fixed = fixed_coord(&f[5], &f[4], &f[3])?;
+    // Fixed point unless a pure scale/translation or a corner could overflow 16.16.
+    let to_f = |t: Tensor| t.to_dtype(DType::F64);
+    let mut use_fixed = to_f((a[1].abs()? + a[3].abs()?)?.gt(0f64)?)?;
+    for (x, y) in [(0.0, 0.0), (w as f64, h as f64), (0.0, h as f64), (w as f64, 0.0)] {
+        for (c0, c1, c2) in [(&a[0], &a[1], &a[2]), (&a[3], &a[4], &a[5])] {
+            let at = ((c0.affine(x, 0.0)? + c1.affine(y, 0.0)?)? + c2)?;
+            use_fixed = (use_fixed * to_f(at.abs()?.lt(32768f64)?)?)?;
+        }
+    }
+    let use_fixed = col(&use_fixed)?;
+    let use_float = use_fixed.affine(-1.0, 1.0)?;
+    let pick = |fixed: Tensor, float: Tensor| -> Result<Tensor> {
+        fixed.broadcast_mul(&use_fixed)? + float.broadcast_mul(&use_float)?
+    };
+    Ok((pick(xi_fixed, u.floor()?)?, pick(yi_fixed, v.floor()?)?))
+}
+
+/// Nearest sampling at integer source pixels `(xi, yi)` (f64 `(B, HW)`), fill 0 outside.
+fn nearest_sample(images: &Tensor, xi: &Tensor, yi: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = images.dims4()?;
-    let (vals, valid) = gather_pixels(images, &u.floor()?, &v.floor()?)?;
+    let (vals, valid) = gather_pixels(images, xi, yi)?;
     vals.broadcast_mul(&valid.to_dtype(images.dtype())?)?.reshape((b, c, h, w))
 }
 

@@ -3,7 +3,9 @@ use std::sync::Arc;
 
 use candle::{bail, DType, Device, Result, Tensor};
 use rand::rngs::StdRng;
+use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::kernel::{check_inputs, dispatch, ImageDims, ImageKernel};
@@ -17,8 +19,8 @@ pub const NOISE_RANGE: MagnitudeRange = MagnitudeRange { low: 0.0, high: 0.1, sy
 
 /// Additive Gaussian noise, `out = clip(x + 0.1 m n)` with `n` standard normal.
 ///
-/// Reads `params.noise` `(B, C, H, W)`, or draws `n` from `params.seeds` (one seed per image;
-/// what `sample` stores). No PIL reference. Image and magnitude gradients exact.
+/// Reads `params.noise` `(B, C, H, W)`, or draws `n` from `params.seeds` (one seed per image, a
+/// `SmallRng` per image; what `sample` stores). No PIL reference. Image and magnitude gradients exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Noise;
 
@@ -44,10 +46,13 @@ pub fn noise_values(params: &OpParams, shape: (usize, usize, usize, usize)) -> R
     if seeds.len() != b {
         bail!("noise: need {b} seeds, got {}", seeds.len())
     }
-    let mut out = Vec::with_capacity(b * c * h * w);
-    for &seed in seeds {
-        let mut rng = StdRng::seed_from_u64(seed);
-        out.extend((0..c * h * w).map(|_| StandardNormal.sample(&mut rng) as f32));
+    let n = c * h * w;
+    let mut out = vec![0f32; b * n];
+    if n > 0 {
+        out.par_chunks_mut(n).zip(seeds.par_iter()).for_each(|(chunk, &seed)| {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            chunk.iter_mut().for_each(|z| *z = StandardNormal.sample(&mut rng));
+        });
     }
     Ok(out)
 }

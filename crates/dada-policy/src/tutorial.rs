@@ -1,0 +1,314 @@
+//! `TutorialPolicy`: the datarax guide's search space: sub-policies x slots, each slot a
+//! Gumbel-Softmax mixture over all ops with a magnitude and an apply probability, per image.
+use candle::{bail, DType, Device, Result, Tensor, Var, D};
+use dada_ops::{weighted_mixture, OpSet};
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::OpPreference;
+use crate::gumbel::{draw_bernoulli, draw_categorical, one_hot_argmax, straight_through, tensor};
+use crate::policy::{apply_grouped, blend, round6, var_values, RelaxData, SoftSample, Target};
+use crate::{Estimator, OpEntry, Policy, PolicyError, PolicyFile, PolicySample, SubPolicy};
+
+/// How a slot's apply probability blends the mixture with the input under
+/// [`Estimator::Gumbel`] (under RELAX the gate is always the hard Bernoulli draw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Gate {
+    /// `p * mixture + (1 - p) * x` with `p = sigmoid(prob_logit)` (the datarax guide).
+    #[default]
+    Expected,
+    /// The relaxed Bernoulli sample `sigmoid((prob_logit + logistic) / tau)`.
+    Relaxed,
+    /// The hard Bernoulli sample, with the relaxed sample's gradient.
+    StraightThrough,
+}
+
+/// Settings of a [`TutorialPolicy`].
+#[derive(Debug, Clone)]
+pub struct TutorialConfig {
+    /// The ops (default: `OpSet::tutorial()`).
+    pub ops: OpSet,
+    /// Number of sub-policies (default 25).
+    pub n_sub_policies: usize,
+    /// Op slots per sub-policy (default 2).
+    pub n_slots: usize,
+    /// Gate mode under [`Estimator::Gumbel`].
+    pub gate: Gate,
+    /// Straight-through (hard one-hot) op weights under [`Estimator::Gumbel`] instead of the
+    /// soft Gumbel-Softmax mixture (default `false`).
+    pub hard: bool,
+    /// Initial magnitude (default 0.5; magnitudes are clamped to [0, 1] when used).
+    pub init_magnitude: f32,
+    /// Initial apply-probability logit (default 0: probability 0.5).
+    pub init_prob_logit: f32,
+}
+
+impl Default for TutorialConfig {
+    fn default() -> Self {
+        Self {
+            ops: OpSet::tutorial(),
+            n_sub_policies: 25,
+            n_slots: 2,
+            gate: Gate::Expected,
+            hard: false,
+            init_magnitude: 0.5,
+            init_prob_logit: 0.0,
+        }
+    }
+}
+
+/// The datarax guide's search space.
+///
+/// Parameters: `op_logits (S, slots, n_ops)` (init 0), `magnitudes (S, slots)` (clamped to
+/// [0, 1] when used), `prob_logits (S, slots)`: 25 x 2 x 15 + 2 x 25 x 2 = 850 by default.
+/// Each image picks a sub-policy uniformly; each slot applies the Gumbel-Softmax-weighted
+/// mixture of all ops (dada-ops' fused `weighted_mixture`, the kernel behind dada-compose's
+/// dynamic `WeightedParallel`) at the slot's magnitude, blended with its input by the gate.
+#[derive(Debug)]
+pub struct TutorialPolicy {
+    cfg: TutorialConfig,
+    op_logits: Var,
+    magnitudes: Var,
+    prob_logits: Var,
+    device: Device,
+}
+
+impl TutorialPolicy {
+    /// A policy at the configured initial values.
+    pub fn new(cfg: TutorialConfig, device: &Device) -> std::result::Result<Self, PolicyError> {
+        if cfg.ops.is_empty() || cfg.n_sub_policies == 0 || cfg.n_slots == 0 {
+            return Err(PolicyError::Config(format!(
+                "tutorial space: need ops, sub-policies and slots, got {} ops, {} sub-policies, {} slots",
+                cfg.ops.len(),
+                cfg.n_sub_policies,
+                cfg.n_slots
+            )));
+        }
+        let (s, k, n) = (cfg.n_sub_policies, cfg.n_slots, cfg.ops.len());
+        let op_logits = Var::from_tensor(&Tensor::zeros((s, k, n), DType::F32, device)?)?;
+        let magnitudes = Var::from_tensor(&Tensor::full(cfg.init_magnitude, (s, k), device)?)?;
+        let prob_logits = Var::from_tensor(&Tensor::full(cfg.init_prob_logit, (s, k), device)?)?;
+        Ok(Self { cfg, op_logits, magnitudes, prob_logits, device: device.clone() })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TutorialConfig {
+        &self.cfg
+    }
+
+    /// `(S, slots, n_ops)` op logits.
+    pub fn op_logits(&self) -> &Var {
+        &self.op_logits
+    }
+
+    /// `(S, slots)` raw magnitudes.
+    pub fn magnitudes(&self) -> &Var {
+        &self.magnitudes
+    }
+
+    /// `(S, slots)` apply-probability logits.
+    pub fn prob_logits(&self) -> &Var {
+        &self.prob_logits
+    }
+
+    /// Per-slot op distributions `softmax(op_logits)` as `[sub_policy][slot][op]`.
+    pub fn op_probabilities(&self) -> Vec<Vec<Vec<f64>>> {
+        let (s, k, n) = (self.cfg.n_sub_policies, self.cfg.n_slots, self.cfg.ops.len());
+        let l = var_values(&self.op_logits);
+        (0..s)
+            .map(|i| {
+                (0..k)
+                    .map(|j| {
+                        let row = &l[(i * k + j) * n..(i * k + j + 1) * n];
+                        crate::gumbel::log_softmax(row).iter().map(|x| x.exp()).collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `(B, R)` rows of `var` viewed as `(S, R)`, picked by `index`.
+    fn rows(var: &Var, s: usize, index: &Tensor) -> Result<Tensor> {
+        let r = var.elem_count() / s;
+        var.as_tensor().reshape((s, r))?.index_select(index, 0)
+    }
+}
+
+impl Policy for TutorialPolicy {
+    fn space(&self) -> &'static str {
+        "tutorial"
+    }
+
+    fn ops(&self) -> &OpSet {
+        &self.cfg.ops
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn num_sub_policies(&self) -> usize {
+        self.cfg.n_sub_policies
+    }
+
+    fn vars(&self) -> Vec<(String, Var)> {
+        vec![
+            ("op_logits".to_string(), self.op_logits.clone()),
+            ("magnitudes".to_string(), self.magnitudes.clone()),
+            ("prob_logits".to_string(), self.prob_logits.clone()),
+        ]
+    }
+
+    fn sample(&self, b_sz: usize, temperature: f64, rng: &mut StdRng) -> Result<PolicySample> {
+        if temperature <= 0.0 {
+            bail!("tutorial policy sample: temperature must be > 0, got {temperature}")
+        }
+        if b_sz == 0 {
+            bail!("tutorial policy sample: empty batch")
+        }
+        let (s, k, n) = (self.cfg.n_sub_policies, self.cfg.n_slots, self.cfg.ops.len());
+        let dev = &self.device;
+        let logits = var_values(&self.op_logits);
+        let prob_logits = var_values(&self.prob_logits);
+        let mut sub_policies = Vec::with_capacity(b_sz);
+        let (mut cat, mut ber) = (Vec::with_capacity(b_sz), Vec::with_capacity(b_sz));
+        for _ in 0..b_sz {
+            let sp = rng.random_range(0..s);
+            sub_policies.push(sp);
+            cat.push(
+                (0..k)
+                    .map(|j| draw_categorical(&logits[(sp * k + j) * n..(sp * k + j + 1) * n], temperature, rng))
+                    .collect::<Vec<_>>(),
+            );
+            ber.push(
+                (0..k).map(|j| draw_bernoulli(prob_logits[sp * k + j] as f64, temperature, rng)).collect::<Vec<_>>(),
+            );
+        }
+        let op_indices: Vec<Vec<usize>> = cat.iter().map(|c| c.iter().map(|d| d.b).collect()).collect();
+        let gates: Vec<Vec<bool>> = ber.iter().map(|c| c.iter().map(|d| d.b).collect()).collect();
+        let index = Tensor::new(sub_policies.iter().map(|&i| i as u32).collect::<Vec<_>>().as_slice(), dev)?;
+        let gumbel: Vec<f32> = cat.iter().flatten().flat_map(|d| d.gumbel.iter().map(|&g| g as f32)).collect();
+        let gumbel = tensor(gumbel, (b_sz, k, n), dev)?;
+        let rows = Self::rows(&self.op_logits, s, &index)?.reshape((b_sz, k, n))?;
+        let log_p = candle_nn::ops::log_softmax(&rows, D::Minus1)?;
+        let soft_cat = candle_nn::ops::softmax(&((log_p + gumbel)? / temperature)?, D::Minus1)?;
+        let logistic = tensor(ber.iter().flatten().map(|d| d.logistic as f32).collect(), (b_sz, k), dev)?;
+        let lam = Self::rows(&self.prob_logits, s, &index)?;
+        let soft_ber = candle_nn::ops::sigmoid(&((lam + logistic)? / temperature)?)?;
+        let onehot: Vec<f32> =
+            sub_policies.iter().flat_map(|&sp| (0..s).map(move |i| if i == sp { 1.0 } else { 0.0 })).collect();
+        let onehot = tensor(onehot, (b_sz, s), dev)?;
+        let relax = RelaxData::build(
+            &cat,
+            &ber,
+            vec![1.0; b_sz * k],
+            Target { var: self.op_logits.clone(), rows: onehot.clone() },
+            Target { var: self.prob_logits.clone(), rows: onehot.clone() },
+            Some(onehot),
+            dev,
+        )?;
+        Ok(PolicySample {
+            temperature,
+            b_sz,
+            sub_policies,
+            op_indices,
+            gates,
+            soft: SoftSample { cat: soft_cat, ber: soft_ber },
+            relax,
+        })
+    }
+
+    fn augment(&self, images: &Tensor, sample: &PolicySample, estimator: Estimator, rng: &mut StdRng) -> Result<Tensor> {
+        let b = images.dim(0)?;
+        if sample.n_draws() != b {
+            bail!("tutorial policy augment: sample has {} draws for a batch of {b}", sample.n_draws())
+        }
+        let (s, k) = (self.cfg.n_sub_policies, self.cfg.n_slots);
+        let dev = &self.device;
+        let index = Tensor::new(sample.sub_policies.iter().map(|&i| i as u32).collect::<Vec<_>>().as_slice(), dev)?;
+        let mags = Self::rows(&self.magnitudes, s, &index)?.clamp(0.0, 1.0)?; // (B, slots)
+        let mut x = images.clone();
+        match estimator {
+            Estimator::Relax => {
+                for j in 0..k {
+                    let choice: Vec<Option<usize>> =
+                        (0..b).map(|i| sample.gates[i][j].then_some(sample.op_indices[i][j])).collect();
+                    let m = mags.narrow(1, j, 1)?.squeeze(1)?;
+                    x = apply_grouped(&self.cfg.ops, &x, &choice, &m, rng)?;
+                }
+            }
+            Estimator::Gumbel => {
+                let prob = match self.cfg.gate {
+                    Gate::Expected => candle_nn::ops::sigmoid(&Self::rows(&self.prob_logits, s, &index)?)?,
+                    Gate::Relaxed => sample.soft.ber.clone(),
+                    Gate::StraightThrough => straight_through(&sample.relax.ber.b, &sample.soft.ber)?,
+                };
+                for j in 0..k {
+                    let soft = sample.soft.cat.narrow(1, j, 1)?.squeeze(1)?; // (B, n_ops)
+                    let weights =
+                        if self.cfg.hard { straight_through(&one_hot_argmax(&soft)?, &soft)? } else { soft };
+                    let m = mags.narrow(1, j, 1)?.squeeze(1)?.contiguous()?;
+                    let params = self.cfg.ops.sample_all(b, rng, dev)?;
+                    let mixed = weighted_mixture(&self.cfg.ops, &x, &m, &weights.contiguous()?, &params)?;
+                    x = blend(&x, &mixed, &prob.narrow(1, j, 1)?.squeeze(1)?)?;
+                }
+            }
+        }
+        Ok(x)
+    }
+
+    fn export(&self) -> PolicyFile {
+        let (k, names) = (self.cfg.n_slots, self.cfg.ops.names());
+        let probs = self.op_probabilities();
+        let mags = var_values(&self.magnitudes);
+        let pl = var_values(&self.prob_logits);
+        let weight = round6(1.0 / self.cfg.n_sub_policies as f64);
+        let sub_policies = probs
+            .iter()
+            .enumerate()
+            .map(|(i, slots)| SubPolicy {
+                weight,
+                ops: slots
+                    .iter()
+                    .enumerate()
+                    .map(|(j, p)| {
+                        let best = (0..p.len()).fold(0, |b, o| if p[o] > p[b] { o } else { b });
+                        OpEntry {
+                            op: names[best].to_string(),
+                            probability: round6(crate::gumbel::sigmoid(pl[i * k + j] as f64)),
+                            magnitude: round6((mags[i * k + j] as f64).clamp(0.0, 1.0)),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        PolicyFile::new("tutorial", names.iter().map(|n| n.to_string()).collect(), sub_policies)
+    }
+
+    fn control_variate_dim(&self) -> usize {
+        let (s, k, n) = (self.cfg.n_sub_policies, self.cfg.n_slots, self.cfg.ops.len());
+        s + k * n + k
+    }
+
+    fn op_preferences(&self) -> Vec<OpPreference> {
+        let (k, n) = (self.cfg.n_slots, self.cfg.ops.len());
+        let probs = self.op_probabilities();
+        let mags = var_values(&self.magnitudes);
+        let pl = var_values(&self.prob_logits);
+        let slots = (self.cfg.n_sub_policies * k) as f64;
+        let (mut weight, mut used, mut mag) = (vec![0f64; n], vec![0f64; n], vec![0f64; n]);
+        for (i, sp) in probs.iter().enumerate() {
+            for (j, p) in sp.iter().enumerate() {
+                let gate = crate::gumbel::sigmoid(pl[i * k + j] as f64);
+                let m = (mags[i * k + j] as f64).clamp(0.0, 1.0);
+                for o in 0..n {
+                    weight[o] += p[o] / slots;
+                    used[o] += p[o] * gate / slots;
+                    mag[o] += p[o] * m / slots;
+                }
+            }
+        }
+        crate::analysis::rank(&self.cfg.ops, weight, used, mag)
+    }
+}

@@ -1,0 +1,572 @@
+//! The DADA bi-level search: model weights by SGD on augmented training batches, the policy by
+//! Adam on the validation loss of the model after that step (one-step unrolled, DARTS-style, or
+//! first-order), with RELAX or plain Gumbel-Softmax gradients for the discrete choices.
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle::{DType, Device, Tensor, Var};
+use candle_nn::loss::cross_entropy;
+use dada_models::{build_model, clip_grad_norm, Classifier, ModelParams, SgdConfig, SgdMomentum};
+use dada_policy::{Estimator, Policy, PolicyAdam, PolicyFile, PolicySample, Relax};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::config::{EstimatorKind, HypergradKind, SearchConfig, SpaceKind};
+use crate::data::{make_splits, BinaryDataset, ImageSet, Splits};
+use crate::pipeline::{crop_flip_batch, finish, normalize};
+
+/// Why a search stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SearchError {
+    /// The configuration is not valid.
+    #[error("invalid search configuration: {0}")]
+    Config(String),
+    /// A loss became NaN or infinite; the last good checkpoint is kept.
+    #[error("the {what} loss is {value} at step {step}; stopped (the last good checkpoint is kept: lower the learning rates or resume with --resume)")]
+    NonFinite {
+        /// Which loss.
+        what: &'static str,
+        /// Its value.
+        value: f32,
+        /// The step.
+        step: usize,
+    },
+    /// A dataset problem.
+    #[error(transparent)]
+    Data(#[from] crate::error::DataError),
+    /// A checkpoint problem.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A policy problem.
+    #[error(transparent)]
+    Policy(#[from] dada_policy::PolicyError),
+    /// A tensor error.
+    #[error(transparent)]
+    Candle(#[from] candle::Error),
+}
+
+/// Result alias of the search.
+pub type SearchResult<T> = Result<T, SearchError>;
+
+/// One row of `history.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// Step (0-based).
+    pub step: usize,
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Training loss on the augmented batch.
+    pub train_loss: f32,
+    /// Training accuracy on the augmented batch.
+    pub train_acc: f32,
+    /// Validation loss (after the unrolled step, or at the current weights).
+    pub val_loss: f32,
+    /// Temperature of the relaxations.
+    pub temperature: f64,
+    /// Model learning rate.
+    pub lr: f64,
+    /// Seconds spent augmenting, in the model (forward + backward), and in the policy update.
+    pub secs_augment: f64,
+    /// See `secs_augment`.
+    pub secs_model: f64,
+    /// See `secs_augment`.
+    pub secs_policy: f64,
+}
+
+impl HistoryRow {
+    /// The CSV header.
+    pub const CSV_HEADER: &'static str = "step,epoch,train_loss,train_acc,val_loss,temperature,lr,secs_augment,secs_model,secs_policy";
+
+    /// One CSV line.
+    pub fn csv(&self) -> String {
+        format!(
+            "{},{},{:.6},{:.4},{:.6},{:.6},{:.6},{:.4},{:.4},{:.4}",
+            self.step,
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.val_loss,
+            self.temperature,
+            self.lr,
+            self.secs_augment,
+            self.secs_model,
+            self.secs_policy
+        )
+    }
+}
+
+/// A seeded generator for one purpose at one step: independent of how many numbers earlier
+/// steps drew, so a resumed run draws exactly what an uninterrupted one would.
+pub fn step_rng(seed: u64, stream: u64, step: u64) -> StdRng {
+    // splitmix64 of the three words.
+    let mut z = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    StdRng::seed_from_u64(z ^ (z >> 31))
+}
+
+const STREAM_ORDER: u64 = 1;
+const STREAM_BATCH: u64 = 2;
+const STREAM_POLICY: u64 = 3;
+const STREAM_VAL: u64 = 4;
+const STREAM_INIT: u64 = 5;
+
+/// Mean cross-entropy and accuracy of `logits` against `labels`.
+fn loss_and_acc(logits: &Tensor, labels: &Tensor) -> candle::Result<(Tensor, f32)> {
+    let loss = cross_entropy(logits, labels)?;
+    let pred = logits.argmax(1)?;
+    let acc = pred.eq(labels)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
+    Ok((loss, acc))
+}
+
+/// Per-image cross-entropy `(B,)`.
+fn per_image_loss(logits: &Tensor, labels: &Tensor) -> candle::Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(logits, 1)?;
+    logp.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.neg()
+}
+
+fn check_finite(what: &'static str, value: f32, step: usize) -> SearchResult<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(SearchError::NonFinite { what, value, step })
+    }
+}
+
+/// Evaluation result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalResult {
+    /// Mean cross-entropy.
+    pub loss: f32,
+    /// Top-1 accuracy.
+    pub accuracy: f32,
+}
+
+/// Loss and accuracy of `model` on `set` (no augmentation, eval mode), in batches.
+pub fn evaluate(model: &dyn Classifier, set: &ImageSet, batch_size: usize, device: &Device) -> candle::Result<EvalResult> {
+    let (mut loss_sum, mut correct, mut n) = (0f64, 0f64, 0usize);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let (x, y) = set.to_tensors(chunk, device)?;
+        let logits = model.forward_t(&normalize(&x)?, false)?;
+        let (loss, acc) = loss_and_acc(&logits, &y)?;
+        loss_sum += loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        correct += acc as f64 * chunk.len() as f64;
+        n += chunk.len();
+    }
+    Ok(EvalResult { loss: (loss_sum / n.max(1) as f64) as f32, accuracy: (correct / n.max(1) as f64) as f32 })
+}
+
+/// A search in progress: data, model, optimisers, policy, estimator and history.
+pub struct Search {
+    /// The configuration.
+    pub cfg: SearchConfig,
+    /// The data split.
+    pub splits: Splits,
+    params: ModelParams,
+    model: Box<dyn Classifier>,
+    sgd: SgdMomentum,
+    policy: Box<dyn Policy>,
+    relax: Option<Relax>,
+    adam: PolicyAdam,
+    step: usize,
+    /// One row per finished step.
+    pub history: Vec<HistoryRow>,
+    device: Device,
+    /// Images processed by the model (forward + backward), for the cost summary.
+    pub images_processed: u64,
+}
+
+impl Search {
+    /// A new search on `dataset` (split as the config says).
+    pub fn new(cfg: SearchConfig, dataset: &BinaryDataset, device: &Device) -> SearchResult<Self> {
+        cfg.validate().map_err(SearchError::Config)?;
+        let splits = make_splits(dataset, &cfg.split)?;
+        let n_classes = dataset.meta.classes.len();
+        let init_seed = step_rng(cfg.seed, STREAM_INIT, 0).random::<u64>();
+        let params = ModelParams::new(init_seed, device);
+        let model = build_model(cfg.model, n_classes, &params)?;
+        let sgd = SgdMomentum::new(
+            params.trainable_vars(),
+            SgdConfig { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: cfg.nesterov },
+        )?;
+        let policy: Box<dyn Policy> = match cfg.space {
+            SpaceKind::Paper => Box::new(dada_policy::PaperPolicy::new(dada_policy::PaperConfig::default(), device)?),
+            SpaceKind::Tutorial => Box::new(dada_policy::TutorialPolicy::new(dada_policy::TutorialConfig::default(), device)?),
+        };
+        let relax = match cfg.estimator {
+            EstimatorKind::Relax => Some(Relax::new(policy.as_ref(), cfg.relax_hidden, cfg.relax_lr, device)?),
+            EstimatorKind::Gumbel => None,
+        };
+        let adam = PolicyAdam::new(
+            policy.vars().into_iter().map(|(_, v)| v).collect(),
+            cfg.policy_lr,
+            (cfg.policy_beta1, cfg.policy_beta2),
+            cfg.policy_weight_decay,
+        )?;
+        Ok(Self {
+            cfg,
+            splits,
+            params,
+            model,
+            sgd,
+            policy,
+            relax,
+            adam,
+            step: 0,
+            history: Vec::new(),
+            device: device.clone(),
+            images_processed: 0,
+        })
+    }
+
+    /// Steps done so far.
+    pub fn step_index(&self) -> usize {
+        self.step
+    }
+
+    /// Whether every step is done.
+    pub fn finished(&self) -> bool {
+        self.step >= self.cfg.total_steps()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &dyn Policy {
+        self.policy.as_ref()
+    }
+
+    /// The classifier.
+    pub fn model(&self) -> &dyn Classifier {
+        self.model.as_ref()
+    }
+
+    /// The training indices of step `step` (an epoch-wise seeded permutation).
+    fn batch_indices(&self, step: usize) -> Vec<usize> {
+        let spe = self.cfg.steps_per_epoch();
+        let (epoch, k) = (step / spe, step % spe);
+        let mut order: Vec<usize> = (0..self.splits.train.len()).collect();
+        order.shuffle(&mut step_rng(self.cfg.seed, STREAM_ORDER, epoch as u64));
+        order[k * self.cfg.batch_size..(k + 1) * self.cfg.batch_size].to_vec()
+    }
+
+    fn estimator(&self) -> Estimator {
+        match self.cfg.estimator {
+            EstimatorKind::Relax => Estimator::Relax,
+            EstimatorKind::Gumbel => Estimator::Gumbel,
+        }
+    }
+
+    /// Model input for the policy-augmented `images`: augment, normalise, Cutout.
+    fn model_input(&self, images: &Tensor, sample: &PolicySample, rng: &mut StdRng) -> SearchResult<Tensor> {
+        let aug = self.policy.augment(images, sample, self.estimator(), rng)?;
+        Ok(finish(&aug, self.cfg.pipeline.cutout, rng)?)
+    }
+
+    /// Sets every trainable var to `w + alpha * d` (d given per var; `None`: w).
+    fn set_weights(&self, base: &[Tensor], dir: Option<(&[Tensor], f64)>) -> candle::Result<()> {
+        for (k, var) in self.sgd.vars().iter().enumerate() {
+            match dir {
+                Some((d, alpha)) => var.set(&(&base[k] + (&d[k] * alpha)?)?)?,
+                None => var.set(&base[k])?,
+            }
+        }
+        Ok(())
+    }
+
+    /// One search step: a policy update and a model update. Returns its history row.
+    pub fn step(&mut self) -> SearchResult<HistoryRow> {
+        let step = self.step;
+        let cfg = self.cfg.clone();
+        let b_sz = cfg.batch_size;
+        let temperature = cfg.temperature.value(step, cfg.total_steps());
+        let lr = cfg.lr_at(step);
+        let (mut t_aug, mut t_model, mut t_policy) = (0f64, 0f64, 0f64);
+
+        // Data: a training batch (crop + flip) and a random validation batch.
+        let t0 = Instant::now();
+        let mut brng = step_rng(cfg.seed, STREAM_BATCH, step as u64);
+        let idx = self.batch_indices(step);
+        let (x, y) = crop_flip_batch(&self.splits.train, &idx, &cfg.pipeline, &mut brng, &self.device)?;
+        let mut vrng = step_rng(cfg.seed, STREAM_VAL, step as u64);
+        let n_val = self.splits.val.len();
+        let vidx: Vec<usize> = (0..b_sz.min(n_val)).map(|_| vrng.random_range(0..n_val)).collect();
+        let (xv, yv) = self.splits.val.to_tensors(&vidx, &self.device)?;
+
+        // Policy sample and the augmented training batch.
+        let mut prng = step_rng(cfg.seed, STREAM_POLICY, step as u64);
+        let sample = self.policy.sample(b_sz, temperature, &mut prng)?;
+        let mut arng = prng.clone();
+        let input = self.model_input(&x, &sample, &mut arng)?;
+        t_aug += t0.elapsed().as_secs_f64();
+
+        // Model gradient at w on the augmented batch (the policy is fixed here).
+        let t1 = Instant::now();
+        let logits = self.model.forward_t(&input.detach(), true)?;
+        let (loss, train_acc) = loss_and_acc(&logits, &y)?;
+        let train_loss = loss.to_scalar::<f32>()?;
+        check_finite("training", train_loss, step)?;
+        let mut grads_w = loss.backward()?;
+        clip_grad_norm(self.sgd.vars(), &mut grads_w, cfg.grad_clip)?;
+        self.images_processed += b_sz as u64;
+        t_model += t1.elapsed().as_secs_f64();
+
+        // Policy gradient.
+        let t2 = Instant::now();
+        let vars: Vec<Var> = self.sgd.vars().to_vec();
+        let policy_vars: Vec<Var> = self.policy.vars().into_iter().map(|(_, v)| v).collect();
+        let val_loss;
+        let mut pgrads: Vec<Option<Tensor>> = vec![None; policy_vars.len()];
+        let f_value: Tensor;
+        match cfg.hypergrad {
+            HypergradKind::Unrolled => {
+                let snapshot = self.params.snapshot()?;
+                let w: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().detach()).collect();
+                // w' = w - lr (momentum buf + grad + wd w): one SGD step, not applied.
+                let mut step_dir = Vec::with_capacity(vars.len());
+                for (k, var) in vars.iter().enumerate() {
+                    let g = match grads_w.get(var) {
+                        Some(g) => (g + (&w[k] * cfg.weight_decay)?)?,
+                        None => w[k].zeros_like()?,
+                    };
+                    let d = match self.sgd.momentum_buffer(var) {
+                        Some(buf) => ((buf * cfg.momentum)? + g)?,
+                        None => g,
+                    };
+                    step_dir.push(d);
+                }
+                self.set_weights(&w, Some((&step_dir, -lr)))?;
+                let tm = Instant::now();
+                let vlogits = self.model.forward_t(&normalize(&xv)?, true)?;
+                let (vloss, _) = loss_and_acc(&vlogits, &yv)?;
+                val_loss = vloss.to_scalar::<f32>()?;
+                check_finite("validation", val_loss, step)?;
+                let vgrads = vloss.backward()?;
+                let v: Vec<Tensor> = vars.iter().map(|var| vgrads.get(var).cloned().map_or_else(|| var.zeros_like(), Ok)).collect::<candle::Result<_>>()?;
+                let norm = v.iter().map(|t| t.sqr()?.sum_all()?.to_scalar::<f32>()).collect::<candle::Result<Vec<f32>>>()?.iter().map(|&s| s as f64).sum::<f64>().sqrt();
+                let eps = cfg.fd_r / norm.max(1e-12);
+                // f(w ± eps v) on the same augmented batch; gradients w.r.t. the policy.
+                let mut f_pm = Vec::new();
+                let mut g_pm: Vec<Vec<Option<Tensor>>> = Vec::new();
+                for sign in [1.0, -1.0] {
+                    self.set_weights(&w, Some((&v, sign * eps)))?;
+                    let mut arng = prng.clone();
+                    let input = self.model_input(&x, &sample, &mut arng)?;
+                    let logits = self.model.forward_t(&input, true)?;
+                    let per = per_image_loss(&logits, &y)?;
+                    let f = (per.sum_all()? / b_sz as f64)?;
+                    let g = f.backward()?;
+                    g_pm.push(policy_vars.iter().map(|pv| g.get(pv).cloned()).collect());
+                    f_pm.push((per / b_sz as f64)?.detach());
+                }
+                self.params.restore(&snapshot)?;
+                self.images_processed += 3 * b_sz as u64;
+                t_model += tm.elapsed().as_secs_f64();
+                // Hypergradient: -lr (g+ - g-) / (2 eps).
+                let scale = -lr / (2.0 * eps);
+                for (k, slot) in pgrads.iter_mut().enumerate() {
+                    if let (Some(a), Some(b)) = (&g_pm[0][k], &g_pm[1][k]) {
+                        *slot = Some(((a - b)? * scale)?);
+                    }
+                }
+                f_value = ((&f_pm[0] - &f_pm[1])? * scale)?;
+            }
+            HypergradKind::FirstOrder => {
+                // The validation loss on policy-augmented validation images at w.
+                let mut vprng = step_rng(cfg.seed, STREAM_POLICY, (step as u64) | (1 << 62));
+                let vsample = self.policy.sample(xv.dim(0)?, temperature, &mut vprng)?;
+                let vinput = self.model_input(&xv, &vsample, &mut vprng)?;
+                let tm = Instant::now();
+                let logits = self.model.forward_t(&vinput, true)?;
+                let per = per_image_loss(&logits, &yv)?;
+                let n = per.dim(0)? as f64;
+                let f = (per.sum_all()? / n)?;
+                val_loss = f.to_scalar::<f32>()?;
+                check_finite("validation", val_loss, step)?;
+                let g = f.backward()?;
+                for (k, pv) in policy_vars.iter().enumerate() {
+                    pgrads[k] = g.get(pv).cloned();
+                }
+                self.images_processed += xv.dim(0)? as u64;
+                t_model += tm.elapsed().as_secs_f64();
+                f_value = (per / n)?.detach();
+                // RELAX needs the sample the validation loss was computed with.
+                if let Some(relax) = self.relax.as_mut() {
+                    let f_value = per_draw(&f_value, vsample.n_draws())?;
+                    for (var, g) in relax.grads(self.policy.as_ref(), &vsample, &f_value)? {
+                        add_grad(&policy_vars, &mut pgrads, &var, g)?;
+                    }
+                }
+            }
+        }
+        if cfg.hypergrad == HypergradKind::Unrolled {
+            if let Some(relax) = self.relax.as_mut() {
+                let f_value = per_draw(&f_value, sample.n_draws())?;
+                for (var, g) in relax.grads(self.policy.as_ref(), &sample, &f_value)? {
+                    add_grad(&policy_vars, &mut pgrads, &var, g)?;
+                }
+            }
+        }
+        let pairs: Vec<(Var, Tensor)> =
+            policy_vars.iter().zip(pgrads).filter_map(|(v, g)| g.map(|g| (v.clone(), g))).collect();
+        for (_, g) in &pairs {
+            let s = g.sqr()?.sum_all()?.to_scalar::<f32>()?;
+            check_finite("policy gradient", s, step)?;
+        }
+        self.adam.step(&pairs)?;
+        t_policy += t2.elapsed().as_secs_f64() - 0.0;
+
+        // Model update with the gradient at w.
+        let t3 = Instant::now();
+        self.sgd.set_lr(lr);
+        self.sgd.step(&grads_w)?;
+        t_model += t3.elapsed().as_secs_f64();
+
+        let row = HistoryRow {
+            step,
+            epoch: step / cfg.steps_per_epoch(),
+            train_loss,
+            train_acc,
+            val_loss,
+            temperature,
+            lr,
+            secs_augment: t_aug,
+            secs_model: t_model,
+            secs_policy: (t_policy - 0.0).max(0.0),
+        };
+        self.history.push(row.clone());
+        self.step += 1;
+        Ok(row)
+    }
+
+    /// Test-set evaluation of the current model.
+    pub fn evaluate_test(&self) -> candle::Result<EvalResult> {
+        evaluate(self.model.as_ref(), &self.splits.test, 256, &self.device)
+    }
+
+    /// The learned policy as a file.
+    pub fn export(&self) -> PolicyFile {
+        self.policy.export()
+    }
+
+    /// Writes the full state (model, momentum, policy, Adam, RELAX, step, history) to `path`,
+    /// atomically.
+    pub fn save_checkpoint(&self, path: &Path) -> SearchResult<()> {
+        let mut ck = Checkpoint::default();
+        for (name, var) in self.params.named_trainable_vars().into_iter().chain(self.params.named_buffers()) {
+            ck.tensors.insert(format!("model.{name}"), var.as_tensor().clone());
+        }
+        for (name, var) in self.params.named_trainable_vars() {
+            if let Some(buf) = self.sgd.momentum_buffer(&var) {
+                ck.tensors.insert(format!("sgd.{name}"), buf.clone());
+            }
+        }
+        for (name, var) in self.policy.vars() {
+            ck.tensors.insert(format!("policy.{name}"), var.as_tensor().clone());
+        }
+        for (name, t) in self.adam.state_tensors() {
+            ck.tensors.insert(format!("adam.{name}"), t);
+        }
+        if let Some(relax) = &self.relax {
+            for (name, var) in relax.control_variate().vars() {
+                ck.tensors.insert(format!("relax.{name}"), var.as_tensor().clone());
+            }
+        }
+        ck.state = serde_json::json!({
+            "step": self.step,
+            "images_processed": self.images_processed,
+            "config": self.cfg,
+            "history": self.history,
+        });
+        Ok(ck.save(path)?)
+    }
+
+    /// Restores the state saved by `save_checkpoint` (the config must match).
+    pub fn load_checkpoint(&mut self, path: &Path) -> SearchResult<()> {
+        let ck = Checkpoint::load(path, &self.device)?;
+        let saved: SearchConfig = serde_json::from_value(ck.state["config"].clone())
+            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("config: {e}") })?;
+        if saved != self.cfg {
+            return Err(SearchError::Config(format!(
+                "{} was written by a search with another configuration; resume with the same flags",
+                path.display()
+            )));
+        }
+        for (name, var) in self.params.named_trainable_vars().into_iter().chain(self.params.named_buffers()) {
+            var.set(ck.get(path, &format!("model.{name}"), var.dims())?)?;
+        }
+        for (name, var) in self.params.named_trainable_vars() {
+            let buf = ck.tensors.get(&format!("sgd.{name}")).cloned();
+            self.sgd.set_momentum_buffer(&var, buf)?;
+        }
+        for (name, var) in self.policy.vars() {
+            var.set(ck.get(path, &format!("policy.{name}"), var.dims())?)?;
+        }
+        let adam: Vec<(String, Tensor)> = ck
+            .tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix("adam.").map(|n| (n.to_string(), t.clone())))
+            .collect();
+        self.adam.load_state_tensors(&adam)?;
+        if let Some(relax) = self.relax.as_ref() {
+            for (name, var) in relax.control_variate().vars() {
+                var.set(ck.get(path, &format!("relax.{name}"), var.dims())?)?;
+            }
+        }
+        self.step = ck.state["step"].as_u64().unwrap_or(0) as usize;
+        self.images_processed = ck.state["images_processed"].as_u64().unwrap_or(0);
+        self.history = serde_json::from_value(ck.state["history"].clone())
+            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("history: {e}") })?;
+        Ok(())
+    }
+
+    /// Runs the remaining steps, writing a checkpoint to `checkpoint` every
+    /// `checkpoint_every` steps and at the end; `on_step` sees each row; stops early (after a
+    /// checkpoint) when `stop` is set.
+    pub fn run(
+        &mut self,
+        checkpoint: &Path,
+        stop: &AtomicBool,
+        on_step: &mut dyn FnMut(&HistoryRow),
+    ) -> SearchResult<bool> {
+        while !self.finished() {
+            if stop.load(Ordering::SeqCst) {
+                self.save_checkpoint(checkpoint)?;
+                return Ok(false);
+            }
+            let row = self.step()?;
+            on_step(&row);
+            let end_of_epoch = self.step % self.cfg.steps_per_epoch() == 0;
+            if self.step % self.cfg.checkpoint_every.max(1) == 0 || end_of_epoch || self.finished() {
+                self.save_checkpoint(checkpoint)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Per-image contributions `(B,)` to the objective, summed per independent draw: `(1,)` for a
+/// draw shared by the whole batch, unchanged for per-image draws.
+fn per_draw(f: &Tensor, n_draws: usize) -> candle::Result<Tensor> {
+    if n_draws == f.dim(0)? {
+        Ok(f.clone())
+    } else if n_draws == 1 {
+        f.sum_keepdim(0)
+    } else {
+        candle::bail!("search: {} per-image losses for {n_draws} draws", f.dim(0)?)
+    }
+}
+
+fn add_grad(vars: &[Var], grads: &mut [Option<Tensor>], var: &Var, g: Tensor) -> candle::Result<()> {
+    if let Some(k) = vars.iter().position(|v| v.id() == var.id()) {
+        grads[k] = Some(match grads[k].take() {
+            Some(prev) => (prev + g)?,
+            None => g,
+        });
+    }
+    Ok(())
+}
