@@ -1,14 +1,22 @@
 //! Criterion benchmarks for dada-ops: every op and the 15-op weighted mixture, forward and
-//! forward+backward, at B=128, 3x32x32, fused CPU kernels vs the plain-candle reference path.
+//! forward+backward, at B=128, 3x32x32: fused CPU kernels vs the plain-candle reference path.
 //!
-//! Run: `cargo bench -p dada-benches --bench ops` (throughput is reported in images/s as
-//! "elem/s"; filter with e.g. `-- mixture`).
+//! Run: `cargo bench -p dada-benches --bench ops` (throughput is images/s, printed as
+//! "elem/s"; filter with e.g. `-- cpu_mixture`). Rows:
+//! - `fused_fwd`: `apply` / `weighted_mixture` forward.
+//! - `fused_fwd_bwd`: forward, `out.sum_all().backward()` through candle autograd, gradients
+//!   w.r.t. images and magnitudes (and weights for the mixture).
+//! - `kernel_fwd_bwd`: the same op forward plus `kernel_backward` with a dense upstream
+//!   gradient, without candle's autograd bookkeeping (what the kernels themselves cost).
+//! - `reference_fwd_bwd`: `fused_fwd_bwd` on the plain-candle path, for the fused/reference ratio.
+//! - `candle_affine_fwd_bwd`: a one-op plain candle graph (`x * 2`) through the same autograd
+//!   harness: the floor every `fused_fwd_bwd` row pays.
 use std::time::Duration;
 
 use candle::{DType, Device, Result, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dada_ops::testing::test_images;
-use dada_ops::{weighted_mixture, weighted_mixture_reference, AugOp, OpParams, OpSet, BUILTIN_NAMES};
+use dada_ops::{apply_kernel, kernel_backward, weighted_mixture, weighted_mixture_reference, OpSet, BUILTIN_NAMES};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -16,31 +24,31 @@ const B: usize = 128;
 const SHAPE: (usize, usize, usize, usize) = (B, 3, 32, 32);
 
 struct Inputs {
-    images: Tensor,
-    magnitudes: Tensor,
+    images: Var,
+    magnitudes: Var,
     upstream: Tensor,
 }
 
 fn inputs(dev: &Device) -> Result<Inputs> {
     Ok(Inputs {
-        images: test_images(SHAPE, 1, DType::F32, dev)?,
-        magnitudes: Tensor::rand(0.05f32, 0.95, B, dev)?,
-        upstream: test_images(SHAPE, 2, DType::F32, dev)?,
+        images: Var::from_tensor(&test_images(SHAPE, 1, DType::F32, dev)?)?,
+        magnitudes: Var::from_tensor(&Tensor::rand(0.05f32, 0.95, B, dev)?)?,
+        upstream: (test_images(SHAPE, 2, DType::F32, dev)?.affine(2.0, -1.0))?,
     })
 }
 
-/// One forward+backward: gradients w.r.t. images and magnitudes of `sum(op(x, m) * r)`.
+/// Forward, then gradients of `sum(out)` w.r.t. every `Var` in the graph.
 fn forward_backward(
     f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
     inp: &Inputs,
 ) -> Result<candle::backprop::GradStore> {
-    let x = Var::from_tensor(&inp.images)?;
-    let m = Var::from_tensor(&inp.magnitudes)?;
-    let out = f(x.as_tensor(), m.as_tensor())?;
-    (out * &inp.upstream)?.sum_all()?.backward()
+    f(inp.images.as_tensor(), inp.magnitudes.as_tensor())?.sum_all()?.backward()
 }
 
-fn configure<'a>(c: &'a mut Criterion, name: &str) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+fn configure<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(B as u64));
     g.sample_size(10);
@@ -53,14 +61,26 @@ fn single_ops(c: &mut Criterion) {
     let dev = Device::Cpu;
     let inp = inputs(&dev).unwrap();
     let mut g = configure(c, "cpu_ops");
+    g.bench_function("candle_affine_fwd_bwd", |b| {
+        b.iter(|| forward_backward(|x, _| x.affine(2.0, 0.0), &inp).unwrap())
+    });
     for name in BUILTIN_NAMES {
         let op = OpSet::by_name(name).unwrap();
-        let params: OpParams = op.sample(B, &mut StdRng::seed_from_u64(3), &dev).unwrap();
+        let params = op.sample(B, &mut StdRng::seed_from_u64(3), &dev).unwrap();
+        let kernel = op.kernel(&params, SHAPE).unwrap().expect("built-in ops have kernels");
+        let (x, m) = (inp.images.as_tensor(), inp.magnitudes.as_tensor());
         g.bench_function(BenchmarkId::new("fused_fwd", name), |b| {
-            b.iter(|| op.apply(&inp.images, &inp.magnitudes, &params).unwrap())
+            b.iter(|| op.apply(x, m, &params).unwrap())
         });
         g.bench_function(BenchmarkId::new("fused_fwd_bwd", name), |b| {
             b.iter(|| forward_backward(|x, m| op.apply(x, m, &params), &inp).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("kernel_fwd_bwd", name), |b| {
+            b.iter(|| {
+                let x = x.detach();
+                let out = apply_kernel(name, kernel.clone(), &x, &m.detach()).unwrap();
+                (out, kernel_backward(kernel.as_ref(), &x, m, &inp.upstream).unwrap())
+            })
         });
         g.bench_function(BenchmarkId::new("reference_fwd_bwd", name), |b| {
             b.iter(|| forward_backward(|x, m| op.apply_reference(x, m, &params), &inp).unwrap())
@@ -76,10 +96,11 @@ fn mixture(c: &mut Criterion) {
     for (set_name, ops) in [("paper", OpSet::paper()), ("tutorial", OpSet::tutorial())] {
         let params = ops.sample_all(B, &mut StdRng::seed_from_u64(4), &dev).unwrap();
         let logits = Tensor::randn(0f32, 1.0, (B, ops.len()), &dev).unwrap();
-        let weights = (logits.exp().unwrap().broadcast_div(&logits.exp().unwrap().sum_keepdim(1).unwrap())).unwrap();
-        let w = Var::from_tensor(&weights).unwrap();
+        let e = logits.exp().unwrap();
+        let w = Var::from_tensor(&e.broadcast_div(&e.sum_keepdim(1).unwrap()).unwrap()).unwrap();
+        let (x, m) = (inp.images.as_tensor(), inp.magnitudes.as_tensor());
         g.bench_function(BenchmarkId::new("fused_fwd", set_name), |b| {
-            b.iter(|| weighted_mixture(&ops, &inp.images, &inp.magnitudes, &weights, &params).unwrap())
+            b.iter(|| weighted_mixture(&ops, x, m, w.as_tensor(), &params).unwrap())
         });
         g.bench_function(BenchmarkId::new("fused_fwd_bwd", set_name), |b| {
             b.iter(|| {

@@ -19,8 +19,31 @@ pub enum Command {
     Datasets(DatasetsCmd),
     /// Search an augmentation policy (the main job).
     Search(SearchCmd),
+    /// Check the gradients of augment -> model -> loss w.r.t. the policy (finite differences).
+    VerifyGrads(VerifyGradsCmd),
     /// Check the repository's layering and file headers.
     Tidy,
+}
+
+/// `cargo xtask verify-grads [--model M] [--batch-size N]`.
+#[derive(Debug, Args)]
+pub struct VerifyGradsCmd {
+    /// Model: tiny-cnn (default: f32 finite differences through 40 ReLU + BatchNorm layers of
+    /// WRN-40-2 are dominated by kinks, even with candle's stock ops), wrn-40-2, resnet18.
+    #[arg(long, default_value = "tiny-cnn")]
+    pub model: String,
+    /// Images in the batch (real CIFAR-10 test images).
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Model kernels: `fast` (our CPU convolution and BatchNorm) or `stock` (candle's ops).
+    #[arg(long, default_value = "fast")]
+    pub kernels: String,
+    /// Where the dataset lives (default: `<project>/data`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `cargo xtask datasets cifar10 [--data-dir DIR] [--from PATH | --download]`.

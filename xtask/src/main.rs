@@ -10,6 +10,7 @@ mod plot;
 mod flags;
 mod search;
 mod tidy;
+mod verify_grads;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,7 @@ fn main() {
     let result = match cli.command {
         flags::Command::Datasets(cmd) => cmd.run(),
         flags::Command::Search(cmd) => cmd.run(),
+        flags::Command::VerifyGrads(cmd) => cmd.run(),
         flags::Command::Tidy => tidy::run(),
     };
     if let Err(e) = result {

@@ -511,8 +511,10 @@ mod tests {
 
     #[test]
     fn closed_form_chain_matches_autograd_paper() -> Result<()> {
-        let mut cfg = PaperConfig::default();
-        cfg.ops = OpSet::new((0..5).map(|i| OpSet::paper().get(i).clone()).collect());
+        let cfg = PaperConfig {
+            ops: OpSet::new((0..5).map(|i| OpSet::paper().get(i).clone()).collect()),
+            ..PaperConfig::default()
+        };
         let policy = PaperPolicy::new(cfg, &Device::Cpu).unwrap();
         // move off the initial values so the chain is exercised away from symmetry
         let mut rng = StdRng::seed_from_u64(14);

@@ -1,7 +1,10 @@
 //! `TutorialPolicy`: the datarax guide's search space: sub-policies x slots, each slot a
 //! Gumbel-Softmax mixture over all ops with a magnitude and an apply probability, per image.
 use candle::{bail, DType, Device, Result, Tensor, Var, D};
-use dada_ops::{weighted_mixture, OpSet};
+use std::sync::Arc;
+
+use dada_compose::{AugOperator, Batch, Operator, ParamSource, WeightedParallel, WeightedParallelConfig};
+use dada_ops::OpSet;
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -63,8 +66,9 @@ impl Default for TutorialConfig {
 /// Parameters: `op_logits (S, slots, n_ops)` (init 0), `magnitudes (S, slots)` (clamped to
 /// [0, 1] when used), `prob_logits (S, slots)`: 25 x 2 x 15 + 2 x 25 x 2 = 850 by default.
 /// Each image picks a sub-policy uniformly; each slot applies the Gumbel-Softmax-weighted
-/// mixture of all ops (dada-ops' fused `weighted_mixture`, the kernel behind dada-compose's
-/// dynamic `WeightedParallel`) at the slot's magnitude, blended with its input by the gate.
+/// mixture of all ops (dada-compose's dynamic `WeightedParallel`, fused into one dada-ops
+/// `weighted_mixture` pass) at the slot's magnitude, blended with its input by the gate. Under
+/// RELAX each image applies only its hard choices, grouped by op.
 #[derive(Debug)]
 pub struct TutorialPolicy {
     cfg: TutorialConfig,
@@ -133,6 +137,31 @@ impl TutorialPolicy {
         let r = var.elem_count() / s;
         var.as_tensor().reshape((s, r))?.index_select(index, 0)
     }
+}
+
+/// One slot's mixture `sum_k weights[:, k] * op_k(images, magnitudes)` through dada-compose's
+/// `WeightedParallel` with dynamic weights under `"op_weights"` (the datarax guide's
+/// `CompositeOperatorModule(WEIGHTED_PARALLEL, weight_key="op_weights")`), whose fused path is
+/// dada-ops' `weighted_mixture`. The ops' random parameters are drawn from `rng` here.
+pub(crate) fn slot_mixture(
+    ops: &OpSet,
+    images: &Tensor,
+    magnitudes: &Tensor,
+    weights: &Tensor,
+    rng: &mut StdRng,
+) -> Result<Tensor> {
+    let b = images.dim(0)?;
+    let params = ops.sample_all(b, rng, images.device())?;
+    let children: Vec<Arc<dyn Operator>> = ops
+        .iter()
+        .zip(params)
+        .map(|(op, p)| Arc::new(AugOperator::new(op.clone(), ParamSource::Fixed(p))) as Arc<dyn Operator>)
+        .collect();
+    let mixture = WeightedParallel::new(children, WeightedParallelConfig::dynamic("op_weights")).map_err(candle::Error::wrap)?;
+    let batch = Batch::new([("image", images.clone()), ("magnitude", magnitudes.clone()), ("op_weights", weights.clone())])
+        .map_err(candle::Error::wrap)?;
+    let out = mixture.apply_batch(&batch).map_err(candle::Error::wrap)?;
+    out.require("image").cloned().map_err(candle::Error::wrap)
 }
 
 impl Policy for TutorialPolicy {
@@ -249,8 +278,7 @@ impl Policy for TutorialPolicy {
                     let weights =
                         if self.cfg.hard { straight_through(&one_hot_argmax(&soft)?, &soft)? } else { soft };
                     let m = mags.narrow(1, j, 1)?.squeeze(1)?.contiguous()?;
-                    let params = self.cfg.ops.sample_all(b, rng, dev)?;
-                    let mixed = weighted_mixture(&self.cfg.ops, &x, &m, &weights.contiguous()?, &params)?;
+                    let mixed = slot_mixture(&self.cfg.ops, &x, &m, &weights.contiguous()?, rng)?;
                     x = blend(&x, &mixed, &prob.narrow(1, j, 1)?.squeeze(1)?)?;
                 }
             }
@@ -310,5 +338,27 @@ impl Policy for TutorialPolicy {
             }
         }
         crate::analysis::rank(&self.cfg.ops, weight, used, mag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn compose_mixture_equals_dada_ops_mixture() -> Result<()> {
+        let dev = Device::Cpu;
+        let ops = OpSet::tutorial();
+        let b = 4;
+        let x = Tensor::rand(0.05f32, 0.95, (b, 3, 8, 8), &dev)?;
+        let m = Tensor::rand(0f32, 1f32, b, &dev)?;
+        let w = candle_nn::ops::softmax(&Tensor::randn(0f32, 1f32, (b, ops.len()), &dev)?, D::Minus1)?;
+        let via_compose = slot_mixture(&ops, &x, &m, &w, &mut StdRng::seed_from_u64(5))?;
+        let params = ops.sample_all(b, &mut StdRng::seed_from_u64(5), &dev)?;
+        let direct = dada_ops::weighted_mixture(&ops, &x, &m, &w, &params)?;
+        let d = (via_compose - direct)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(d < 1e-6, "{d}");
+        Ok(())
     }
 }

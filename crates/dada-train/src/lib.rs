@@ -25,3 +25,4 @@ pub use dada_compose as compose;
 pub use dada_policy as policy;
 /// The models crate, re-exported.
 pub use dada_models as models;
+pub mod verify;

@@ -472,8 +472,8 @@ impl Search {
             ck.tensors.insert(format!("adam.{name}"), t);
         }
         if let Some(relax) = &self.relax {
-            for (name, var) in relax.control_variate().vars() {
-                ck.tensors.insert(format!("relax.{name}"), var.as_tensor().clone());
+            for (name, t) in relax.state_tensors() {
+                ck.tensors.insert(format!("relax.{name}"), t);
             }
         }
         ck.state = serde_json::json!({
@@ -512,10 +512,13 @@ impl Search {
             .filter_map(|(k, t)| k.strip_prefix("adam.").map(|n| (n.to_string(), t.clone())))
             .collect();
         self.adam.load_state_tensors(&adam)?;
-        if let Some(relax) = self.relax.as_ref() {
-            for (name, var) in relax.control_variate().vars() {
-                var.set(ck.get(path, &format!("relax.{name}"), var.dims())?)?;
-            }
+        if let Some(relax) = self.relax.as_mut() {
+            let st: Vec<(String, Tensor)> = ck
+                .tensors
+                .iter()
+                .filter_map(|(k, t)| k.strip_prefix("relax.").map(|n| (n.to_string(), t.clone())))
+                .collect();
+            relax.load_state_tensors(&st)?;
         }
         self.step = ck.state["step"].as_u64().unwrap_or(0) as usize;
         self.images_processed = ck.state["images_processed"].as_u64().unwrap_or(0);

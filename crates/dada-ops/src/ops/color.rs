@@ -272,7 +272,9 @@ fn posterize_bits(m: f32) -> u32 {
 /// The u8 level of `x` (round half up, clamped).
 #[inline]
 fn level(x: f32) -> u32 {
-    (x * 255.0 + 0.5).floor().clamp(0.0, 255.0) as u32
+    // Truncation is floor for the non-negative argument (and avoids a libm `floorf` call on
+    // x86-64 without SSE4.1); NaN maps to 0.
+    ((x * 255.0 + 0.5).max(0.0) as u32).min(255)
 }
 
 /// PIL's equalize LUT for one channel, or `None` when PIL leaves the channel unchanged.
@@ -335,8 +337,8 @@ impl ImageKernel for PointKernel {
                 let q = (1u32 << (8 - bits)) as f32;
                 let (inv_q, scale) = (1.0 / q, q / 255.0);
                 for (d, &x) in dst.iter_mut().zip(src) {
-                    let l = (x * 255.0 + 0.5).floor().clamp(0.0, 255.0);
-                    *d = (l * inv_q).floor() * scale;
+                    let l = level(x) as f32;
+                    *d = ((l * inv_q) as u32) as f32 * scale;
                 }
             }
             PointOp::AutoContrast => {

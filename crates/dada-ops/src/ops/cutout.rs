@@ -140,7 +140,6 @@ impl Span {
     }
 
     /// Whether pixel `j` is inside the PIL box on an axis of length `len`.
-    #[inline]
     fn hard(&self, j: usize, len: usize) -> bool {
         if self.s <= 0.0 {
             return false;
@@ -166,23 +165,49 @@ impl CutoutKernel {
     }
 }
 
+/// Per-axis tables of one image: hard mask, soft coverage and its derivative w.r.t. the side.
+struct AxisTables {
+    hard: Vec<f32>,
+    soft: Vec<f32>,
+    dsoft: Vec<f32>,
+}
+
+impl AxisTables {
+    fn new(span: Span, len: usize) -> Self {
+        let mut t = AxisTables { hard: vec![0.0; len], soft: vec![0.0; len], dsoft: vec![0.0; len] };
+        for j in 0..len {
+            t.hard[j] = span.hard(j, len) as u8 as f32;
+            (t.soft[j], t.dsoft[j]) = span.soft(j);
+        }
+        t
+    }
+
+    fn mask(&self, edge: CutoutEdge) -> &[f32] {
+        match edge {
+            CutoutEdge::Hard => &self.hard,
+            CutoutEdge::Soft => &self.soft,
+        }
+    }
+}
+
 impl ImageKernel for CutoutKernel {
     fn forward(&self, index: usize, magnitude: f32, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
         let (sy, sx) = self.spans(index, magnitude, dims);
+        let (ty, tx) = (AxisTables::new(sy, dims.h), AxisTables::new(sx, dims.w));
+        let (my, mx) = (ty.mask(self.op.edge), tx.mask(self.op.edge));
         let plane = dims.plane();
         dst.copy_from_slice(src);
-        for y in 0..dims.h {
-            for x in 0..dims.w {
-                let mask = match self.op.edge {
-                    CutoutEdge::Hard => (sy.hard(y, dims.h) && sx.hard(x, dims.w)) as u8 as f32,
-                    CutoutEdge::Soft => sy.soft(y).0 * sx.soft(x).0,
-                };
-                if mask == 0.0 {
+        for c in 0..dims.c {
+            let fill = CUTOUT_FILL[c % 3];
+            for (y, &wy) in my.iter().enumerate() {
+                if wy == 0.0 {
                     continue;
                 }
-                for c in 0..dims.c {
-                    let o = c * plane + y * dims.w + x;
-                    dst[o] = src[o] * (1.0 - mask) + CUTOUT_FILL[c % 3] * mask;
+                let row = c * plane + y * dims.w;
+                for (x, &wx) in mx.iter().enumerate() {
+                    let mask = wy * wx;
+                    let o = row + x;
+                    dst[o] = src[o] * (1.0 - mask) + fill * mask;
                 }
             }
         }
@@ -199,36 +224,38 @@ impl ImageKernel for CutoutKernel {
         grad_src: &mut [f32],
     ) -> f32 {
         let (sy, sx) = self.spans(index, magnitude, dims);
+        let (ty, tx) = (AxisTables::new(sy, dims.h), AxisTables::new(sx, dims.w));
+        let (my, mx) = (ty.mask(self.op.edge), tx.mask(self.op.edge));
         let plane = dims.plane();
-        let straight_through = self.op.edge == CutoutEdge::Hard && self.op.estimator == Estimator::StraightThrough;
-        let mut ds = 0f32;
-        let mut total = 0f32;
-        for y in 0..dims.h {
-            let (cy, dcy) = sy.soft(y);
-            for x in 0..dims.w {
-                let (cx, dcx) = sx.soft(x);
-                let mask = match self.op.edge {
-                    CutoutEdge::Hard => (sy.hard(y, dims.h) && sx.hard(x, dims.w)) as u8 as f32,
-                    CutoutEdge::Soft => cy * cx,
-                };
-                // d mask_soft / d side = dcy cx + cy dcx; d out / d mask = fill - x.
-                let dmask = dcy * cx + cy * dcx;
-                for c in 0..dims.c {
-                    let o = c * plane + y * dims.w + x;
-                    let g = grad_out[o];
-                    grad_src[o] += scale * g * (1.0 - mask);
-                    total += g;
-                    if dmask != 0.0 {
-                        ds += g * (CUTOUT_FILL[c % 3] - src[o]) * dmask;
-                    }
+        for c in 0..dims.c {
+            for y in 0..dims.h {
+                let row = c * plane + y * dims.w;
+                let wy = my[y];
+                for x in 0..dims.w {
+                    grad_src[row + x] += scale * grad_out[row + x] * (1.0 - wy * mx[x]);
                 }
             }
         }
-        if straight_through {
-            total
-        } else {
-            ds * (CUTOUT_RANGE.high as f64 * dims.w as f64) as f32
+        if self.op.edge == CutoutEdge::Hard && self.op.estimator == Estimator::StraightThrough {
+            return grad_out.iter().sum();
         }
+        // d mask_soft / d side = dcy cx + cy dcx; d out / d mask = fill - x.
+        let mut ds = 0f32;
+        for c in 0..dims.c {
+            let fill = CUTOUT_FILL[c % 3];
+            for y in 0..dims.h {
+                let (cy, dcy) = (ty.soft[y], ty.dsoft[y]);
+                if cy == 0.0 && dcy == 0.0 {
+                    continue;
+                }
+                let row = c * plane + y * dims.w;
+                for x in 0..dims.w {
+                    let dmask = dcy * tx.soft[x] + cy * tx.dsoft[x];
+                    ds += grad_out[row + x] * (fill - src[row + x]) * dmask;
+                }
+            }
+        }
+        ds * (CUTOUT_RANGE.high as f64 * dims.w as f64) as f32
     }
 }
 

@@ -314,9 +314,8 @@ impl Taps {
     #[inline(always)]
     fn new(u: f32, v: f32, dims: ImageDims) -> Self {
         let (ux, vy) = (u - 0.5, v - 0.5);
-        let (x0, y0) = (ux.floor(), vy.floor());
-        let (fx, fy) = (ux - x0, vy - y0);
-        let (x0, y0) = (x0 as i64, y0 as i64);
+        let (x0, y0) = (floor_i64(ux), floor_i64(vy));
+        let (fx, fy) = (ux - x0 as f32, vy - y0 as f32);
         let wxs = [1.0 - fx, fx];
         let wys = [1.0 - fy, fy];
         if x0 >= 0 && y0 >= 0 && (x0 as usize + 1) < dims.w && (y0 as usize + 1) < dims.h {
@@ -363,6 +362,13 @@ impl Taps {
         let dv = (1.0 - fx) * (v01 - v00) + fx * (v11 - v10);
         (du, dv)
     }
+}
+
+/// `floor(v)` as an integer without a libm call (truncate, then step down for negatives).
+#[inline(always)]
+fn floor_i64(v: f32) -> i64 {
+    let t = v as i64;
+    t - ((t as f32) > v) as i64
 }
 
 /// Output pixel centre `(x + 0.5, y + 0.5)` mapped through `a`, in f32 (bilinear taps only;

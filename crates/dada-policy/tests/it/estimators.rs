@@ -96,8 +96,10 @@ fn toy_f(sample: &PolicySample, t: &dyn Fn(usize, usize, usize) -> f64, s: &dyn 
 #[test]
 fn paper_relax_and_reinforce_are_unbiased_and_relax_has_lower_variance() -> Result<()> {
     let dev = Device::Cpu;
-    let mut cfg = PaperConfig::default();
-    cfg.ops = OpSet::new((0..4).map(|i| OpSet::paper().get(i).clone()).collect());
+    let cfg = PaperConfig {
+        ops: OpSet::new((0..4).map(|i| OpSet::paper().get(i).clone()).collect()),
+        ..PaperConfig::default()
+    };
     let policy = PaperPolicy::new(cfg, &dev).unwrap();
     let s_n = policy.num_sub_policies(); // C(4, 2) = 6
     let logits = [0.3f32, -0.5, 0.8, 0.0, -0.2, 0.4];

@@ -95,9 +95,11 @@ fn tutorial_space_gradients_reach_all_groups() -> Result<()> {
 #[test]
 fn relax_augment_applies_exactly_the_hard_choices() -> Result<()> {
     // With RELAX, the augmented batch equals applying the chosen ops directly.
-    let mut cfg = PaperConfig::default();
-    cfg.ops = OpSet::new(vec![OpSet::by_name("invert").unwrap(), OpSet::by_name("identity").unwrap()]);
-    cfg.init_probability = 1.0;
+    let cfg = PaperConfig {
+        ops: OpSet::new(vec![OpSet::by_name("invert").unwrap(), OpSet::by_name("identity").unwrap()]),
+        init_probability: 1.0,
+        ..PaperConfig::default()
+    };
     let policy = PaperPolicy::new(cfg, &Device::Cpu).unwrap();
     let mut rng = StdRng::seed_from_u64(3);
     let x = images(2, 3);
