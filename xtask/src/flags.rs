@@ -19,6 +19,8 @@ pub enum Command {
     Datasets(DatasetsCmd),
     /// Search an augmentation policy (the main job).
     Search(SearchCmd),
+    /// Train a classifier from scratch with a fixed policy and report test accuracy.
+    Train(TrainCmd),
     /// Check the gradients of augment -> model -> loss w.r.t. the policy (finite differences).
     VerifyGrads(VerifyGradsCmd),
     /// Check the repository's layering and file headers.
@@ -146,6 +148,58 @@ pub struct SearchCmd {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Seed of everything.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `cargo xtask train --policy P [--model M] [--epochs N] [--data reduced|full] ...`; defaults
+/// follow fast-autoaugment's `wresnet40x2_cifar10_b512_test.yaml`.
+#[derive(Debug, Args)]
+pub struct TrainCmd {
+    /// none | baseline | cutout | dada:<policy.json> | autoaugment | randaugment:N,M |
+    /// file:<fast-autoaugment.json>.
+    #[arg(long, default_value = "cutout")]
+    pub policy: String,
+    /// Model: wrn-40-2, wrn-28-10, resnet18, tiny-cnn.
+    #[arg(long, default_value = "wrn-40-2")]
+    pub model: String,
+    /// Training data: `reduced` (4,000 images, stratified) or `full` (all 50,000).
+    #[arg(long, default_value = "full")]
+    pub data: String,
+    /// Training images (overrides --data's count).
+    #[arg(long)]
+    pub n_train: Option<usize>,
+    /// Epochs (default 200).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size (default 512).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate (default 0.1, warmed up x4).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Warm-up epochs (default 5).
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    /// Weight decay (default 2e-4).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Gradient-norm clip (default 5).
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Evaluate on the test set every N epochs (default 10).
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Output folder (default: `<project>/runs/train-<model>-<policy>-<data>-seed<N>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the interrupted run in this output folder.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Where the dataset lives (default: `<project>/data`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }

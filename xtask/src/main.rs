@@ -10,6 +10,7 @@ mod plot;
 mod flags;
 mod search;
 mod tidy;
+mod train;
 mod verify_grads;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ fn main() {
     let result = match cli.command {
         flags::Command::Datasets(cmd) => cmd.run(),
         flags::Command::Search(cmd) => cmd.run(),
+        flags::Command::Train(cmd) => cmd.run(),
         flags::Command::VerifyGrads(cmd) => cmd.run(),
         flags::Command::Tidy => tidy::run(),
     };

@@ -157,3 +157,48 @@ pub fn image_grid(path: &Path, title: &str, rows: &[GridRow], scale: usize) -> R
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// One panel for [`curves_generic`]: a title and named `(x, y)` series with colours.
+pub type Panel<'a> = (&'a str, Vec<(&'a str, Vec<(f64, f64)>, RGBColor)>);
+
+/// Side-by-side line panels (x: epoch or step).
+pub fn curves_generic(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
+    font();
+    let root = BitMapBackend::new(path, (520 * panels.len() as u32, 470)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(err)?;
+    let areas = root.split_evenly((1, panels.len()));
+    for (area, (name, series)) in areas.iter().zip(panels) {
+        let pts = series.iter().flat_map(|s| s.1.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, y) in pts {
+            if x.is_finite() && y.is_finite() {
+                (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+            }
+        }
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let pad = ((y1 - y0) * 0.1).max(1e-3);
+        let mut chart = ChartBuilder::on(area)
+            .caption(*name, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(x0..(x1 + 1e-9).max(x0 + 1.0), (y0 - pad)..(y1 + pad))
+            .map_err(err)?;
+        chart.configure_mesh().draw().map_err(err)?;
+        for (label, data, color) in series {
+            let color = *color;
+            chart
+                .draw_series(LineSeries::new(data.iter().copied(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(*label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart.draw_series(data.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(err)?;
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}

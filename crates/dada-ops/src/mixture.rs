@@ -96,6 +96,33 @@ fn check_mixture(
     Ok((b, ImageDims { c: dims[1], h: dims[2], w: dims[3] }, per_op))
 }
 
+/// Recycled per-op output buffers: a fresh 24 MB allocation per forward costs thousands of page
+/// faults; a training loop reuses the buffer of the previous step's (dropped) graph.
+static BUFFERS: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+const MAX_BUFFERS: usize = 4;
+
+/// A buffer of exactly `len` elements (contents unspecified: every op overwrites its slice).
+fn take_buffer(len: usize) -> Vec<f32> {
+    let recycled = BUFFERS.lock().ok().and_then(|mut pool| {
+        let i = pool.iter().position(|v| v.capacity() >= len)?;
+        Some(pool.swap_remove(i))
+    });
+    let mut v = recycled.unwrap_or_default();
+    v.resize(len, 0.0);
+    v.truncate(len);
+    v
+}
+
+impl Drop for FusedMixture {
+    fn drop(&mut self) {
+        if let (Ok(outputs), Ok(mut pool)) = (self.outputs.get_mut(), BUFFERS.lock()) {
+            if pool.len() < MAX_BUFFERS && outputs.capacity() > 0 {
+                pool.push(std::mem::take(outputs));
+            }
+        }
+    }
+}
+
 struct FusedMixture {
     kernels: Vec<Arc<dyn ImageKernel>>,
     per_op: bool,
@@ -137,7 +164,7 @@ impl CustomOp3 for FusedMixture {
         let dims = ImageDims { c, h, w };
         let (n, k_ops) = (dims.len(), self.kernels.len());
         let mut out = vec![0f32; b * n];
-        let mut outputs = vec![0f32; b * k_ops * n];
+        let mut outputs = take_buffer(b * k_ops * n);
         if n > 0 && k_ops > 0 {
             out.par_chunks_mut(n).zip(outputs.par_chunks_mut(k_ops * n)).enumerate().for_each(
                 |(i, (dst, per_op))| {

@@ -23,7 +23,14 @@ pub struct PaperConfig {
     pub init_logit: f32,
     /// Initial raw probability of every op slot (default 0.5).
     pub init_probability: f32,
-    /// Initial raw magnitude of every op slot (default 0.5).
+    /// Initial raw magnitude of every op slot (default 0.5, as the official code).
+    ///
+    /// Magnitude 0.5 is the identity of 9 of the 15 paper ops (shear, translate and rotate map
+    /// it to 0, the four enhance ops to factor 1.0) and 3 more have no magnitude. A draw whose
+    /// applied ops are all identities leaves the images unchanged, so with
+    /// [`Estimator::Gumbel`] its selection logit and its probabilities get an exactly zero
+    /// gradient there (the true derivative, not a lost one); the magnitudes of the applied ops
+    /// do get a gradient, which moves them off 0.5 in the first step.
     pub init_magnitude: f32,
 }
 
@@ -102,6 +109,31 @@ impl PaperPolicy {
     fn bernoulli_logits(&self) -> Result<Tensor> {
         let p = self.probabilities.as_tensor().clamp(EPS, 1.0 - EPS)?;
         p.log()? - p.affine(-1.0, 1.0)?.log()?
+    }
+
+    /// The [`Estimator::Gumbel`] augmentation with the gates and the selection given as scalar
+    /// tensors: `x_0 = images`, `x_j = x_{j-1} + gate_j * (op_j(x_{j-1}, m_j) - x_{j-1})`, and
+    /// the result `images + sel * (x_k - images)`. Every op runs, a skipped one too (its
+    /// output is what the gradient of its gate needs). `rng` draws the ops' own parameters.
+    ///
+    /// The gradients are `dL/dsel = <dL/dy, x_k - images>` and
+    /// `dL/dgate_j = <dL/dx_j, op_j(x_{j-1}) - x_{j-1}>`: both are exactly zero when the ops
+    /// leave the images unchanged, as the symmetric geometric and the enhance ops do at
+    /// magnitude 0.5 (see [`PaperConfig::init_magnitude`]).
+    fn gumbel_chain(&self, images: &Tensor, chosen: usize, gates: &[Tensor], sel: &Tensor, rng: &mut StdRng) -> Result<Tensor> {
+        let b = images.dim(0)?;
+        let ops = &self.sub_policies[chosen];
+        if gates.len() != ops.len() {
+            bail!("paper policy augment: {} gates for {} op slots", gates.len(), ops.len())
+        }
+        let mags = self.magnitudes.as_tensor().clamp(0.0, 1.0)?;
+        let mut x = images.clone();
+        for (j, (&op, gate)) in ops.iter().zip(gates).enumerate() {
+            let m = mags.get(chosen)?.get(j)?.broadcast_as(b)?;
+            let y = apply_grouped(&self.cfg.ops, &x, &vec![Some(op); b], &m, rng)?;
+            x = blend(&x, &y, gate)?;
+        }
+        blend(images, &x, sel)
     }
 }
 
@@ -188,32 +220,32 @@ impl Policy for PaperPolicy {
         if chosen >= s {
             bail!("paper policy augment: sub-policy {chosen} out of range ({s})")
         }
-        let mags = self.magnitudes.as_tensor().clamp(0.0, 1.0)?;
-        let magnitude = |j: usize| -> Result<Tensor> { mags.get(chosen)?.get(j)?.broadcast_as(b) };
         match estimator {
             Estimator::Relax => {
+                let mags = self.magnitudes.as_tensor().clamp(0.0, 1.0)?;
                 let mut x = images.clone();
                 for (j, &op) in self.sub_policies[chosen].iter().enumerate() {
                     if sample.gates[0][j] {
-                        x = apply_grouped(&self.cfg.ops, &x, &vec![Some(op); b], &magnitude(j)?, rng)?;
+                        let m = mags.get(chosen)?.get(j)?.broadcast_as(b)?;
+                        x = apply_grouped(&self.cfg.ops, &x, &vec![Some(op); b], &m, rng)?;
                     }
                 }
                 Ok(x)
             }
             Estimator::Gumbel => {
                 // Straight-through: values are the hard choices, gradients those of the
-                // relaxed samples. A skipped op still runs, for the gradient of its gate.
+                // relaxed samples (`hard + soft - soft.detach()`).
                 let sel_soft = sample.soft.cat.flatten_all()?.get(chosen)?;
                 let sel = ((&sel_soft - sel_soft.detach())? + 1.0)?;
-                let mut x = images.clone();
-                for (j, &op) in self.sub_policies[chosen].iter().enumerate() {
-                    let g_soft = sample.soft.ber.flatten_all()?.get(chosen * k + j)?;
-                    let hard = if sample.gates[0][j] { 1.0 } else { 0.0 };
-                    let gate = ((&g_soft - g_soft.detach())? + hard)?;
-                    let y = apply_grouped(&self.cfg.ops, &x, &vec![Some(op); b], &magnitude(j)?, rng)?;
-                    x = blend(&x, &y, &gate)?;
-                }
-                blend(images, &x, &sel)
+                let soft_ber = sample.soft.ber.flatten_all()?;
+                let gates = (0..k)
+                    .map(|j| {
+                        let g_soft = soft_ber.get(chosen * k + j)?;
+                        let hard = if sample.gates[0][j] { 1.0 } else { 0.0 };
+                        (&g_soft - g_soft.detach())? + hard
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.gumbel_chain(images, chosen, &gates, &sel, rng)
             }
         }
     }

@@ -236,7 +236,7 @@ impl SearchConfig {
 }
 
 /// `ModelKind` as its stable name in JSON.
-mod model_kind {
+pub(crate) mod model_kind {
     use dada_models::ModelKind;
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -25,4 +25,6 @@ pub use dada_compose as compose;
 pub use dada_policy as policy;
 /// The models crate, re-exported.
 pub use dada_models as models;
+pub mod known_policies;
+pub mod train;
 pub mod verify;

@@ -54,6 +54,9 @@ fn agrees_with_candle_on_odd_geometries() {
     check_against_candle(2, 3, 6, 2, 5, 1, 2, 102);
     check_against_candle(11, 4, 5, 6, 3, 2, 1, 103);
     check_against_candle(3, 4, 7, 5, 1, 2, 0, 104);
+    // several column tiles (tiles hold 96K floats): strided, and unpadded stride 1
+    check_against_candle(1, 64, 40, 8, 3, 2, 1, 105);
+    check_against_candle(1, 48, 34, 8, 3, 1, 0, 106);
 }
 
 #[test]

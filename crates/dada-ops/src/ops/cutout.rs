@@ -228,9 +228,8 @@ impl ImageKernel for CutoutKernel {
         let (my, mx) = (ty.mask(self.op.edge), tx.mask(self.op.edge));
         let plane = dims.plane();
         for c in 0..dims.c {
-            for y in 0..dims.h {
+            for (y, &wy) in my.iter().enumerate() {
                 let row = c * plane + y * dims.w;
-                let wy = my[y];
                 for x in 0..dims.w {
                     grad_src[row + x] += scale * grad_out[row + x] * (1.0 - wy * mx[x]);
                 }

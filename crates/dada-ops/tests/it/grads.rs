@@ -60,7 +60,7 @@ fn fused_exact_magnitude_gradients_match_finite_differences_f32() -> Result<()> 
         let params = params_for(op.as_ref(), 4, 200 + i as u64, &dev)?;
         let report = check_grad(
             |t| op.apply(&images, &t[0], &params),
-            &[magnitudes.clone()],
+            std::slice::from_ref(&magnitudes),
             5e-4,
         )?;
         // f32 evaluation with eps 5e-4: about a percent of rounding noise and clip crossings.

@@ -4,3 +4,7 @@
 mod cifar_import;
 /// Corrupt and malformed input: each gives its clear error.
 mod data_errors;
+/// The search on a tiny CNN: resume, NaN, every configuration.
+mod search;
+/// Training with a fixed policy.
+mod train;

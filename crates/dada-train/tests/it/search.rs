@@ -144,7 +144,6 @@ fn every_space_estimator_and_hypergradient_runs() {
                 // a step whose sampled ops are all skipped gives the paper logits no gradient).
                 for _ in 0..2 {
                     let row = search.step().unwrap();
-                    eprintln!("{space:?}/{estimator:?}/{hypergrad:?} {:?}", policy_values(&search).iter().map(|(n, v)| (n.clone(), v.iter().take(3).copied().collect::<Vec<_>>())).collect::<Vec<_>>());
                     assert!(row.train_loss.is_finite() && row.val_loss.is_finite());
                 }
                 let after = policy_values(&search);
