@@ -19,6 +19,10 @@ pub enum Command {
     Datasets(DatasetsCmd),
     /// Search an augmentation policy (the main job).
     Search(SearchCmd),
+    /// Apply one op to an image file (any size).
+    Augment(AugmentCmd),
+    /// Write a PNG grid of every op at one magnitude on a real CIFAR-10 image.
+    Showcase(ShowcaseCmd),
     /// Train a classifier from scratch with a fixed policy and report test accuracy.
     Train(TrainCmd),
     /// Check the gradients of augment -> model -> loss w.r.t. the policy (finite differences).
@@ -202,4 +206,48 @@ pub struct TrainCmd {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// `cargo xtask augment --op NAME --magnitude M [--sign plus|minus] [--interp nearest|bilinear] IN OUT`.
+#[derive(Debug, Args)]
+pub struct AugmentCmd {
+    /// The op's name, e.g. shear_x, solarize, cutout.
+    #[arg(long)]
+    pub op: String,
+    /// Magnitude in [0, 1].
+    #[arg(long)]
+    pub magnitude: f32,
+    /// Sign of symmetric ops (default: random from --seed).
+    #[arg(long)]
+    pub sign: Option<String>,
+    /// Sampling of geometric ops (bilinear also gives a soft-edged cutout).
+    #[arg(long, default_value = "nearest")]
+    pub interp: String,
+    /// Seed of the random parts (sign, cutout centre, noise).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Input image (PNG or JPEG).
+    pub input: PathBuf,
+    /// Output image.
+    pub output: PathBuf,
+}
+
+/// `cargo xtask showcase [--magnitude 0.7] [--out PNG]`.
+#[derive(Debug, Args)]
+pub struct ShowcaseCmd {
+    /// Magnitude of every op.
+    #[arg(long, default_value_t = 0.7)]
+    pub magnitude: f32,
+    /// Which CIFAR-10 test image.
+    #[arg(long, default_value_t = 0)]
+    pub index: usize,
+    /// Output PNG (default: `<project>/docs/showcase.png`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of the random parts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the dataset lives (default: `<project>/data`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }

@@ -4,6 +4,7 @@
 //! them and dispatches to one module per subcommand; each module turns raw flags into a
 //! validated config and calls into `dada-train`, where the work (and its tests) live. xtask
 //! only parses, reports progress and exits with a status.
+mod augment;
 mod datasets;
 mod figures;
 mod plot;
@@ -28,6 +29,8 @@ fn main() {
     let result = match cli.command {
         flags::Command::Datasets(cmd) => cmd.run(),
         flags::Command::Search(cmd) => cmd.run(),
+        flags::Command::Augment(cmd) => cmd.run(),
+        flags::Command::Showcase(cmd) => cmd.run(),
         flags::Command::Train(cmd) => cmd.run(),
         flags::Command::VerifyGrads(cmd) => cmd.run(),
         flags::Command::Tidy => tidy::run(),

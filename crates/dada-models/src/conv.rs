@@ -9,7 +9,8 @@
 //! - input grad:   `dx_b = col2im(W^T (K x c_out) * dy_b (c_out x N))`
 //! - weight grad:  `dW   = sum_b dy_b (c_out x N) * col(x_b)^T (N x K)`
 //!
-//! 1x1 stride-1 convolutions skip im2col entirely. Weight-gradient partial sums are taken over a
+//! The column matrix is built per tile of output rows (at most 384 KiB, so it stays in L2 between
+//! im2col and the GEMM). 1x1 stride-1 convolutions skip im2col entirely. Weight-gradient partial sums are taken over a
 //! fixed split of the batch, so results do not depend on the thread count or scheduling.
 //! On other devices or dtypes [`conv2d`] uses candle's own convolution.
 
@@ -137,11 +138,11 @@ impl CustomOp2 for FastConv2d {
         let mut out = uninit_vec(g.b_sz * g.out_len());
         out.par_chunks_mut(g.out_len()).enumerate().for_each(|(bi, out_b)| {
             let x_b = &x[bi * g.in_len()..(bi + 1) * g.in_len()];
-            with_col_buffer(g, x_b, |col| {
-                // SAFETY: out_b is c_out x n, weight c_out x k, col k x n, all row-major.
+            for_each_col_tile(g, x_b, |c0, nt, col| {
+                // out_b[:, c0..c0 + nt] (c_out x nt, row stride n) = W (c_out x k) * col (k x nt)
                 unsafe {
-                    gemm_f32(g.c_out, g.n(), g.k(), out_b.as_mut_ptr(), g.n() as isize, false,
-                        weight.as_ptr(), g.k() as isize, 1, col.as_ptr(), g.n() as isize, 1);
+                    gemm_f32(g.c_out, nt, g.k(), out_b.as_mut_ptr().add(c0), g.n() as isize, false,
+                        weight.as_ptr(), g.k() as isize, 1, col.as_ptr(), nt as isize, 1);
                 }
             });
         });
@@ -179,22 +180,24 @@ impl CustomOp2 for ConvInputGrad {
                     gemm_f32(g.k(), g.n(), g.c_out, dx_b.as_mut_ptr(), g.n() as isize, false,
                         weight.as_ptr(), 1, g.k() as isize, dy_b.as_ptr(), g.n() as isize, 1);
                 }
-            } else {
-                COL.with(|col| {
-                    let mut col = col.borrow_mut();
-                    let len = g.k() * g.n();
-                    if col.len() < len {
-                        col.resize(len, 0.0);
-                    }
-                    let dcol = &mut col[..len];
-                    unsafe {
-                        gemm_f32(g.k(), g.n(), g.c_out, dcol.as_mut_ptr(), g.n() as isize, false,
-                            weight.as_ptr(), 1, g.k() as isize, dy_b.as_ptr(), g.n() as isize, 1);
-                    }
-                    dx_b.fill(0.0);
-                    col2im(g, dcol, dx_b);
-                });
+                return;
             }
+            dx_b.fill(0.0);
+            let rows = tile_rows(g);
+            with_scratch(g.k() * rows * g.out_w, |dcol| {
+                let mut oy0 = 0;
+                while oy0 < g.out_h {
+                    let oy1 = (oy0 + rows).min(g.out_h);
+                    let (c0, nt) = (oy0 * g.out_w, (oy1 - oy0) * g.out_w);
+                    let dcol = &mut dcol[..g.k() * nt];
+                    unsafe {
+                        gemm_f32(g.k(), nt, g.c_out, dcol.as_mut_ptr(), nt as isize, false,
+                            weight.as_ptr(), 1, g.k() as isize, dy_b.as_ptr().add(c0), g.n() as isize, 1);
+                    }
+                    col2im_rows(g, dcol, oy0, oy1, dx_b);
+                    oy0 = oy1;
+                }
+            });
         });
         Ok((CpuStorage::F32(dx), Shape::from((g.b_sz, g.c_in, g.h, g.w))))
     }
@@ -222,15 +225,17 @@ impl CustomOp2 for ConvWeightGrad {
         partials.par_chunks_mut(w_len).enumerate().for_each(|(ci, acc)| {
             let start = ci * per_chunk;
             let end = ((ci + 1) * per_chunk).min(g.b_sz);
+            let mut first = true;
             for bi in start..end {
                 let x_b = &x[bi * g.in_len()..(bi + 1) * g.in_len()];
                 let dy_b = &grad[bi * g.out_len()..(bi + 1) * g.out_len()];
-                with_col_buffer(g, x_b, |col| {
-                    // acc (c_out x k) += dy_b (c_out x n) * col^T (n x k)
+                for_each_col_tile(g, x_b, |c0, nt, col| {
+                    // acc (c_out x k) += dy_b[:, c0..c0 + nt] (c_out x nt) * col^T (nt x k)
                     unsafe {
-                        gemm_f32(g.c_out, g.k(), g.n(), acc.as_mut_ptr(), g.k() as isize, bi > start,
-                            dy_b.as_ptr(), g.n() as isize, 1, col.as_ptr(), 1, g.n() as isize);
+                        gemm_f32(g.c_out, g.k(), nt, acc.as_mut_ptr(), g.k() as isize, !first,
+                            dy_b.as_ptr().add(c0), g.n() as isize, 1, col.as_ptr(), 1, nt as isize);
                     }
+                    first = false;
                 });
             }
         });
@@ -242,24 +247,47 @@ impl CustomOp2 for ConvWeightGrad {
     }
 }
 
+/// Column-tile budget in floats (384 KiB): a tile stays in L2 between im2col and the GEMM.
+const TILE_FLOATS: usize = 96 * 1024;
+
+/// Output rows per column tile.
+fn tile_rows(g: Geom) -> usize {
+    (TILE_FLOATS / (g.k() * g.out_w).max(1)).clamp(1, g.out_h)
+}
+
 thread_local! {
-    /// Per-thread im2col scratch, kept between calls so large buffers are not reallocated.
+    /// Per-thread im2col scratch, kept between calls so buffers are not reallocated.
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on the column matrix (k x n) of one image; pointwise convolutions use the image.
-fn with_col_buffer(g: Geom, x_b: &[f32], f: impl FnOnce(&[f32])) {
-    if g.is_pointwise() {
-        return f(x_b);
-    }
+/// Runs `f` on this thread's scratch buffer of at least `len` floats.
+fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
     COL.with(|col| {
         let mut col = col.borrow_mut();
-        let len = g.k() * g.n();
         if col.len() < len {
             col.resize(len, 0.0);
         }
-        im2col(g, x_b, &mut col[..len]);
-        f(&col[..len]);
+        f(&mut col[..len]);
+    })
+}
+
+/// Runs `f(first_column, n_columns, col)` over tiles of output rows of one image, `col` being
+/// the (k x n_columns) column matrix of the tile; pointwise convolutions use the image itself.
+fn for_each_col_tile(g: Geom, x_b: &[f32], mut f: impl FnMut(usize, usize, &[f32])) {
+    if g.is_pointwise() {
+        return f(0, g.n(), x_b);
+    }
+    let rows = tile_rows(g);
+    with_scratch(g.k() * rows * g.out_w, |col| {
+        let mut oy0 = 0;
+        while oy0 < g.out_h {
+            let oy1 = (oy0 + rows).min(g.out_h);
+            let nt = (oy1 - oy0) * g.out_w;
+            let tile = &mut col[..g.k() * nt];
+            im2col_rows(g, x_b, oy0, oy1, tile);
+            f(oy0 * g.out_w, nt, tile);
+            oy0 = oy1;
+        }
     })
 }
 
@@ -272,19 +300,20 @@ fn valid_range(g: Geom, kx: usize) -> (usize, usize) {
     (lo, (hi_excl as usize).max(lo))
 }
 
-fn im2col(g: Geom, x_b: &[f32], col: &mut [f32]) {
+/// The column matrix of output rows `oy0..oy1`: (k x (oy1 - oy0) out_w).
+fn im2col_rows(g: Geom, x_b: &[f32], oy0: usize, oy1: usize, col: &mut [f32]) {
     if g.stride == 1 && g.out_h == g.h && g.out_w == g.w {
-        return im2col_same(g, x_b, col);
+        return im2col_same_rows(g, x_b, oy0, oy1, col);
     }
-    let n = g.n();
+    let nt = (oy1 - oy0) * g.out_w;
     for ci in 0..g.c_in {
         let plane = &x_b[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * n..][..n];
+                let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * nt..][..nt];
                 let (lo, hi) = valid_range(g, kx);
-                for oy in 0..g.out_h {
-                    let dst = &mut row[oy * g.out_w..(oy + 1) * g.out_w];
+                for oy in oy0..oy1 {
+                    let dst = &mut row[(oy - oy0) * g.out_w..(oy - oy0 + 1) * g.out_w];
                     let iy = (oy * g.stride + ky) as isize - g.padding as isize;
                     if iy < 0 || iy >= g.h as isize {
                         dst.fill(0.0);
@@ -310,20 +339,22 @@ fn im2col(g: Geom, x_b: &[f32], col: &mut [f32]) {
 /// im2col for stride-1 "same" convolutions: each row is the image plane shifted by
 /// `(ky - p) * w + (kx - p)`, copied in one block; the columns that wrap into the neighbouring
 /// image row are then zeroed.
-fn im2col_same(g: Geom, x_b: &[f32], col: &mut [f32]) {
-    let (hw, w, p) = (g.h * g.w, g.w, g.padding as isize);
+fn im2col_same_rows(g: Geom, x_b: &[f32], oy0: usize, oy1: usize, col: &mut [f32]) {
+    let (hw, w, p) = ((g.h * g.w) as isize, g.w, g.padding as isize);
+    let nt = (oy1 - oy0) * w;
     for ci in 0..g.c_in {
-        let plane = &x_b[ci * hw..(ci + 1) * hw];
+        let plane = &x_b[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * hw..][..hw];
+                let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * nt..][..nt];
                 let dx = kx as isize - p;
-                let shift = (ky as isize - p) * w as isize + dx;
-                let lo = (-shift).clamp(0, hw as isize) as usize;
-                let hi = (hw as isize - shift).clamp(lo as isize, hw as isize) as usize;
+                // row[j] = plane[start + j] where that index is inside the plane
+                let start = (oy0 * w) as isize + (ky as isize - p) * w as isize + dx;
+                let lo = (-start).clamp(0, nt as isize) as usize;
+                let hi = (hw - start).clamp(lo as isize, nt as isize) as usize;
                 row[..lo].fill(0.0);
                 row[hi..].fill(0.0);
-                let src = (lo as isize + shift) as usize;
+                let src = (start + lo as isize) as usize;
                 row[lo..hi].copy_from_slice(&plane[src..src + (hi - lo)]);
                 if dx < 0 {
                     for r in row.chunks_exact_mut(w) {
@@ -339,21 +370,22 @@ fn im2col_same(g: Geom, x_b: &[f32], col: &mut [f32]) {
     }
 }
 
-/// Adds the column matrix (k x n) back onto the image gradient (the adjoint of `im2col`).
-fn col2im(g: Geom, col: &[f32], dx_b: &mut [f32]) {
-    let n = g.n();
+/// Adds the column matrix of output rows `oy0..oy1` back onto the image gradient (the adjoint
+/// of `im2col_rows`).
+fn col2im_rows(g: Geom, col: &[f32], oy0: usize, oy1: usize, dx_b: &mut [f32]) {
+    let nt = (oy1 - oy0) * g.out_w;
     for ci in 0..g.c_in {
         let plane = &mut dx_b[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = &col[((ci * g.kh + ky) * g.kw + kx) * n..][..n];
+                let row = &col[((ci * g.kh + ky) * g.kw + kx) * nt..][..nt];
                 let (lo, hi) = valid_range(g, kx);
-                for oy in 0..g.out_h {
+                for oy in oy0..oy1 {
                     let iy = (oy * g.stride + ky) as isize - g.padding as isize;
                     if iy < 0 || iy >= g.h as isize {
                         continue;
                     }
-                    let src = &row[oy * g.out_w..(oy + 1) * g.out_w];
+                    let src = &row[(oy - oy0) * g.out_w..(oy - oy0 + 1) * g.out_w];
                     let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
                     if g.stride == 1 {
                         let start = lo + kx - g.padding;

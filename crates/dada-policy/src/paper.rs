@@ -318,6 +318,268 @@ fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use candle::Var;
+    use dada_ops::{AugOp, Interpolation, MagnitudeGrad};
+    use rand::{Rng, SeedableRng};
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("f32 tensor")
+    }
+
+    fn max_abs(v: &[f32]) -> f32 {
+        v.iter().fold(0f32, |m, x| m.max(x.abs()))
+    }
+
+    /// Seeded images `(4,3,8,8)` in [0.05, 0.95] and a seeded loss weight of the same shape.
+    fn images_and_weight(seed: u64) -> Result<(Tensor, Tensor)> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = 4 * 3 * 8 * 8;
+        let x: Vec<f32> = (0..n).map(|_| 0.05 + 0.9 * rng.random::<f32>()).collect();
+        let w: Vec<f32> = (0..n).map(|_| 2.0 * rng.random::<f32>() - 1.0).collect();
+        Ok((Tensor::from_vec(x, (4, 3, 8, 8), &Device::Cpu)?, Tensor::from_vec(w, (4, 3, 8, 8), &Device::Cpu)?))
+    }
+
+    /// `(f(v_i + h) - f(v_i - h)) / (2h)` with element `i` of `var` moved, then restored.
+    fn central_diff(var: &Var, i: usize, h: f32, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
+        let orig = var.as_tensor().copy()?;
+        let v = values(&orig);
+        let (mut plus, mut minus) = (v.clone(), v.clone());
+        plus[i] += h;
+        minus[i] -= h;
+        var.set(&Tensor::from_vec(plus.clone(), var.shape(), var.device())?)?;
+        let fp = f()?;
+        var.set(&Tensor::from_vec(minus.clone(), var.shape(), var.device())?)?;
+        let fm = f()?;
+        var.set(&orig)?;
+        Ok((fp - fm) / (plus[i] as f64 - minus[i] as f64))
+    }
+
+    /// `max |got - want| <= rel * max |want| + abs`.
+    fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64, abs: f64) {
+        let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+        let err = got.iter().zip(want).fold(0f64, |m, (&g, &w)| m.max((g as f64 - w).abs()));
+        assert!(err <= rel * scale + abs, "{what}: autograd vs chain rule: max err {err:.3e}, scale {scale:.3e}");
+    }
+
+    /// What one straight-through draw looked like.
+    #[derive(Debug)]
+    struct Draw {
+        ops: Vec<&'static str>,
+        gates: Vec<bool>,
+        /// `y != images`.
+        moved: bool,
+        /// `dL/dgate_j != 0` for some slot.
+        gate_sensitive: bool,
+        /// `|grad|_max` of logits, magnitudes, probabilities.
+        grads: [f32; 3],
+    }
+
+    /// One [`Estimator::Gumbel`] draw (sample from `rng`, augment with the ops' parameters drawn
+    /// from `rng`, `L = <y, w>`): the autograd gradients of all three groups against the chain
+    /// rule written out factor by factor, each factor computed independently of the
+    /// straight-through construction:
+    /// - `dL/dlogits = dL/dsel * d soft_cat[c] / d logits`, with `dL/dsel = <w, y - images>`
+    ///   (the output is linear in `sel`) and the relaxed sample differentiated by finite
+    ///   differences, re-drawn with the same noise;
+    /// - `dL/dp[c, j] = dL/dgate_j * d soft_ber[c, j] / d p[c, j]`, `dL/dgate_j` from the chain
+    ///   with plain gate Vars (and finite differences of it when `fd_gates`);
+    /// - `dL/dm[c, j]` by finite differences of the augmentation when op `j` is smooth in its
+    ///   magnitude (`MagnitudeGrad::Exact`) and `fd_magnitudes`; every other entry is 0.
+    fn check_draw(policy: &PaperPolicy, rng: &mut StdRng, data: u64, fd_gates: bool, fd_magnitudes: bool) -> Result<Draw> {
+        let dev = Device::Cpu;
+        let (tau, b, k) = (0.5, 4, policy.cfg.slots);
+        let (images, w) = images_and_weight(data)?;
+        let sample_rng = rng.clone();
+        let sample = policy.sample(b, tau, rng)?;
+        let aug_rng = rng.clone();
+        let y = policy.augment(&images, &sample, Estimator::Gumbel, rng)?;
+        let loss_of = |t: &Tensor| -> Result<f64> { Ok((t * &w)?.sum_all()?.to_scalar::<f32>()? as f64) };
+        let store = loss_of(&y).and((&y * &w)?.sum_all()?.backward())?;
+        let grad = |v: &Var| -> Vec<f32> {
+            store.get(v.as_tensor()).map(values).unwrap_or_else(|| vec![0.0; v.elem_count()])
+        };
+        let (g_logits, g_mags, g_probs) = (grad(&policy.logits), grad(&policy.magnitudes), grad(&policy.probabilities));
+        let c = sample.sub_policies[0];
+        let gates = sample.gates[0].clone();
+        let hard: Vec<f32> = gates.iter().map(|&g| if g { 1.0 } else { 0.0 }).collect();
+
+        // The chain at the hard values (gates 0 / 1, sel 1) is the augmentation itself.
+        let chain = |gate_values: &[f32], sel: f32| -> Result<Tensor> {
+            let gate_tensors = gate_values.iter().map(|&g| Tensor::new(g, &dev)).collect::<Result<Vec<_>>>()?;
+            policy.gumbel_chain(&images, c, &gate_tensors, &Tensor::new(sel, &dev)?, &mut aug_rng.clone())
+        };
+        let replay = chain(&hard, 1.0)?;
+        assert_eq!(values(&replay), values(&y), "the chain at the hard values is the augmentation");
+
+        // dL/dsel: the output images + sel (x_k - images) is linear in sel and x_k = y at sel 1.
+        let dl_dsel = loss_of(&(&y - &images)?)?;
+        let moved = max_abs(&values(&(&y - &images)?)) > 0.0;
+        // dL/dgate_j through the chain with plain Vars as gates (no straight-through).
+        let gate_vars = hard.iter().map(|&g| Var::new(g, &dev)).collect::<Result<Vec<_>>>()?;
+        let gate_tensors: Vec<Tensor> = gate_vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let out = policy.gumbel_chain(&images, c, &gate_tensors, &Tensor::new(1f32, &dev)?, &mut aug_rng.clone())?;
+        let gate_store = (out * &w)?.sum_all()?.backward()?;
+        let dl_dgate: Vec<f64> = gate_vars
+            .iter()
+            .map(|v| Ok(gate_store.get(v.as_tensor()).map_or(Ok(0.0), |g| g.to_scalar::<f32>())? as f64))
+            .collect::<Result<_>>()?;
+        if fd_gates {
+            for j in 0..k {
+                let h = 1e-2;
+                let (mut plus, mut minus) = (hard.clone(), hard.clone());
+                plus[j] += h;
+                minus[j] -= h;
+                let fd = (loss_of(&chain(&plus, 1.0)?)? - loss_of(&chain(&minus, 1.0)?)?) / (2.0 * h as f64);
+                assert_close(&format!("dL/dgate_{j}"), &[dl_dgate[j] as f32], &[fd], 1e-2, 1e-4);
+            }
+        }
+
+        // The relaxed samples re-drawn with the same noise, differentiated by finite differences.
+        let redraw = || policy.sample(b, tau, &mut sample_rng.clone());
+        let soft_cat_c = || -> Result<f64> { Ok(values(sample_rng_cat(&redraw()?)?.as_ref())[c] as f64) };
+        fn sample_rng_cat(s: &PolicySample) -> Result<Box<Tensor>> {
+            Ok(Box::new(s.relaxed_categorical().flatten_all()?))
+        }
+        let s = policy.sub_policies.len();
+        let mut want_logits = vec![0f64; s];
+        for (i, want) in want_logits.iter_mut().enumerate() {
+            *want = dl_dsel * central_diff(&policy.logits, i, 1e-2, soft_cat_c)?;
+        }
+        let mut want_probs = vec![0f64; s * k];
+        let mut want_mags = vec![0f64; s * k];
+        let mut mags_checked = vec![true; s * k];
+        for j in 0..k {
+            let idx = c * k + j;
+            let soft_ber = || -> Result<f64> { Ok(values(redraw()?.relaxed_bernoulli())[idx] as f64) };
+            want_probs[idx] = dl_dgate[j] * central_diff(&policy.probabilities, idx, 1e-3, soft_ber)?;
+            let op = policy.cfg.ops.get(policy.sub_policies[c][j]);
+            if op.range().is_none() {
+                continue; // no magnitude: exactly 0
+            }
+            if fd_magnitudes && op.magnitude_grad() == MagnitudeGrad::Exact {
+                let aug = || loss_of(&policy.augment(&images, &sample, Estimator::Gumbel, &mut aug_rng.clone())?);
+                want_mags[idx] = central_diff(&policy.magnitudes, idx, 1e-3, aug)?;
+            } else {
+                // not smooth in the magnitude (or at a kink): only its sign pattern is known
+                mags_checked[idx] = false;
+                assert_eq!(g_mags[idx] != 0.0, gates[j], "magnitude grad of {} with gate {}", op.name(), gates[j]);
+            }
+        }
+        assert_close("logits", &g_logits, &want_logits, 2e-2, 1e-5);
+        assert_close("probabilities", &g_probs, &want_probs, 2e-2, 1e-5);
+        let (got_m, want_m): (Vec<f32>, Vec<f64>) =
+            (0..s * k).filter(|&i| mags_checked[i]).map(|i| (g_mags[i], want_mags[i])).unzip();
+        assert_close("magnitudes", &got_m, &want_m, 2e-2, 1e-4);
+
+        let ops = policy.sub_policies[c].iter().map(|&o| policy.cfg.ops.get(o).name()).collect();
+        let draw = Draw {
+            ops,
+            gates,
+            moved,
+            gate_sensitive: dl_dgate.iter().any(|&d| d != 0.0),
+            grads: [max_abs(&g_logits), max_abs(&g_mags), max_abs(&g_probs)],
+        };
+        println!("{draw:?}");
+        Ok(draw)
+    }
+
+    /// Moves every parameter off its initial value (magnitudes off the identity 0.5).
+    fn perturb(policy: &PaperPolicy, seed: u64) -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (s, k) = (policy.sub_policies.len(), policy.cfg.slots);
+        let dev = Device::Cpu;
+        let l: Vec<f32> = (0..s).map(|_| rng.random::<f32>() - 0.5).collect();
+        let m: Vec<f32> = (0..s * k).map(|_| 0.15 + 0.25 * rng.random::<f32>() + if rng.random() { 0.45 } else { 0.0 }).collect();
+        let p: Vec<f32> = (0..s * k).map(|_| 0.2 + 0.6 * rng.random::<f32>()).collect();
+        policy.logits.set(&Tensor::from_vec(l, s, &dev)?)?;
+        policy.magnitudes.set(&Tensor::from_vec(m, (s, k), &dev)?)?;
+        policy.probabilities.set(&Tensor::from_vec(p, (s, k), &dev)?)?;
+        Ok(())
+    }
+
+    #[test]
+    fn magnitude_half_is_the_identity_of_nine_paper_ops() -> Result<()> {
+        // The root of the zero straight-through gradients at the default initialisation.
+        let ops = OpSet::paper();
+        let (images, _) = images_and_weight(0)?;
+        let half = Tensor::full(0.5f32, 4, &Device::Cpu)?;
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut identity = Vec::new();
+        for op in ops.iter() {
+            let params = op.sample(4, &mut rng, &Device::Cpu)?;
+            let out = op.apply(&images, &half, &params)?;
+            if max_abs(&values(&(out - &images)?)) < 1e-6 {
+                identity.push(op.name());
+            }
+        }
+        let want = ["shear_x", "shear_y", "translate_x", "translate_y", "rotate", "contrast", "color", "brightness", "sharpness"];
+        identity.sort_unstable();
+        let mut want = want.to_vec();
+        want.sort_unstable();
+        assert_eq!(identity, want);
+        Ok(())
+    }
+
+    #[test]
+    fn straight_through_gradients_at_init_match_the_chain_rule() -> Result<()> {
+        // The reported draws (seed 0, default config and initialisation): zero gradients
+        // appear exactly where the chosen ops leave the images unchanged at magnitude 0.5.
+        let policy = PaperPolicy::new(PaperConfig::default(), &Device::Cpu).unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        let draws = (0..6).map(|i| check_draw(&policy, &mut rng, i, false, false)).collect::<Result<Vec<_>>>()?;
+        for d in &draws {
+            assert_eq!(d.grads[0] != 0.0, d.moved, "{d:?}: logits grad is 0 exactly when y == images");
+            assert_eq!(d.grads[2] != 0.0, d.gate_sensitive, "{d:?}: probabilities grad is 0 exactly when every dL/dgate is");
+        }
+        assert!(draws.iter().any(|d| !d.moved && d.gates.iter().any(|&g| g)), "covers an applied identity op");
+        assert!(draws.iter().any(|d| d.moved), "covers a draw that changes the images");
+        Ok(())
+    }
+
+    #[test]
+    fn straight_through_gradients_reach_every_group_when_they_should() -> Result<()> {
+        // Off the identity every op changes the images: the probabilities always get a
+        // gradient, the logits whenever an op is applied, the magnitudes whenever an op with
+        // a magnitude is applied.
+        let policy = PaperPolicy::new(PaperConfig::default(), &Device::Cpu).unwrap();
+        perturb(&policy, 7)?;
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut seen = [false; 3];
+        for i in 0..10 {
+            let d = check_draw(&policy, &mut rng, i, false, true)?;
+            let ranged = d.ops.iter().zip(&d.gates).any(|(&o, &g)| g && OpSet::by_name(o).is_some_and(|op| op.range().is_some()));
+            assert!(d.grads[2] > 0.0, "{d:?}: probabilities");
+            assert_eq!(d.grads[0] > 0.0, d.gates.iter().any(|&g| g), "{d:?}: logits");
+            assert_eq!(d.grads[1] > 0.0, ranged, "{d:?}: magnitudes");
+            seen[d.gates.iter().filter(|&&g| g).count()] = true;
+        }
+        assert_eq!(seen, [true; 3], "draws with 0, 1 and 2 ops applied");
+        Ok(())
+    }
+
+    #[test]
+    fn straight_through_gradients_match_finite_differences_on_smooth_ops() -> Result<()> {
+        // Ops smooth in image and magnitude: every factor of the chain rule by finite
+        // differences, the gates' too.
+        let bilinear = Interpolation::Bilinear;
+        let ops: Vec<Arc<dyn AugOp>> = vec![
+            Arc::new(dada_ops::ShearX::new(bilinear)),
+            Arc::new(dada_ops::TranslateY::new(bilinear)),
+            Arc::new(dada_ops::Rotate::new(bilinear)),
+            OpSet::by_name("brightness").unwrap(),
+            OpSet::by_name("contrast").unwrap(),
+            OpSet::by_name("invert").unwrap(),
+        ];
+        let policy = PaperPolicy::new(PaperConfig { ops: OpSet::new(ops), ..PaperConfig::default() }, &Device::Cpu).unwrap();
+        perturb(&policy, 8)?;
+        let mut rng = StdRng::seed_from_u64(2);
+        for i in 0..6 {
+            check_draw(&policy, &mut rng, 100 + i, true, true)?;
+        }
+        Ok(())
+    }
 
     #[test]
     fn combinations_count_and_order() {
