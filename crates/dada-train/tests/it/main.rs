@@ -8,3 +8,6 @@ mod data_errors;
 mod search;
 /// Training with a fixed policy.
 mod train;
+/// candle-datasets' reader agrees with ours (only with the `hf-datasets` feature).
+#[cfg(feature = "hf-datasets")]
+mod hf_reader;
