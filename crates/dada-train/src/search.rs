@@ -267,6 +267,15 @@ impl Search {
         Ok(finish(&aug, self.cfg.pipeline.cutout, rng)?)
     }
 
+    /// Whether some op applied under `sample` has a magnitude (so the augmented batch depends on
+    /// the policy's magnitudes).
+    fn augmentation_has_magnitude(&self, sample: &PolicySample) -> bool {
+        let ops = self.policy.ops();
+        sample.gates().iter().zip(sample.op_indices()).any(|(gates, ops_of_draw)| {
+            gates.iter().zip(ops_of_draw).any(|(&applied, &op)| applied && ops.get(op).range().is_some())
+        })
+    }
+
     /// Sets every trainable var to `w + alpha * d` (d given per var; `None`: w).
     fn set_weights(&self, base: &[Tensor], dir: Option<(&[Tensor], f64)>) -> candle::Result<()> {
         for (k, var) in self.sgd.vars().iter().enumerate() {
@@ -317,6 +326,7 @@ impl Search {
 
         // Policy gradient.
         let t2 = Instant::now();
+        let model_before = t_model;
         let vars: Vec<Var> = self.sgd.vars().to_vec();
         let policy_vars: Vec<Var> = self.policy.vars().into_iter().map(|(_, v)| v).collect();
         let val_loss;
@@ -352,15 +362,24 @@ impl Search {
                 // f(w ± eps v) on the same augmented batch; gradients w.r.t. the policy.
                 let mut f_pm = Vec::new();
                 let mut g_pm: Vec<Vec<Option<Tensor>>> = Vec::new();
+                // Under RELAX, when no applied op has a magnitude, nothing in the augmented batch
+                // depends on the policy's Vars: f(w ± eps v) is needed as a value only, and the
+                // model's backward is skipped.
+                let pathwise = cfg.estimator == EstimatorKind::Gumbel || self.augmentation_has_magnitude(&sample);
                 for sign in [1.0, -1.0] {
                     self.set_weights(&w, Some((&v, sign * eps)))?;
                     let mut arng = prng.clone();
                     let input = self.model_input(&x, &sample, &mut arng)?;
+                    let input = if pathwise { input } else { input.detach() };
                     let logits = self.model.forward_t(&input, true)?;
                     let per = per_image_loss(&logits, &y)?;
-                    let f = (per.sum_all()? / b_sz as f64)?;
-                    let g = f.backward()?;
-                    g_pm.push(policy_vars.iter().map(|pv| g.get(pv).cloned()).collect());
+                    if pathwise {
+                        let f = (per.sum_all()? / b_sz as f64)?;
+                        let g = f.backward()?;
+                        g_pm.push(policy_vars.iter().map(|pv| g.get(pv).cloned()).collect());
+                    } else {
+                        g_pm.push(vec![None; policy_vars.len()]);
+                    }
                     f_pm.push((per / b_sz as f64)?.detach());
                 }
                 self.params.restore(&snapshot)?;
@@ -418,7 +437,8 @@ impl Search {
             check_finite("policy gradient", s, step)?;
         }
         self.adam.step(&pairs)?;
-        t_policy += t2.elapsed().as_secs_f64() - 0.0;
+        // Policy time: the update's own work (sampling is in augmentation), not its model passes.
+        t_policy += t2.elapsed().as_secs_f64() - (t_model - model_before);
 
         // Model update with the gradient at w.
         let t3 = Instant::now();
@@ -436,7 +456,7 @@ impl Search {
             lr,
             secs_augment: t_aug,
             secs_model: t_model,
-            secs_policy: (t_policy - 0.0).max(0.0),
+            secs_policy: t_policy.max(0.0),
         };
         self.history.push(row.clone());
         self.step += 1;
