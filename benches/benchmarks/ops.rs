@@ -16,7 +16,10 @@ use std::time::Duration;
 use candle::{DType, Device, Result, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dada_ops::testing::test_images;
-use dada_ops::{apply_kernel, kernel_backward, weighted_mixture, weighted_mixture_reference, OpSet, BUILTIN_NAMES};
+use dada_ops::{
+    apply_kernel, kernel_backward, weighted_mixture, weighted_mixture_reference, OpSet,
+    BUILTIN_NAMES,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -42,7 +45,9 @@ fn forward_backward(
     f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
     inp: &Inputs,
 ) -> Result<candle::backprop::GradStore> {
-    f(inp.images.as_tensor(), inp.magnitudes.as_tensor())?.sum_all()?.backward()
+    f(inp.images.as_tensor(), inp.magnitudes.as_tensor())?
+        .sum_all()?
+        .backward()
 }
 
 fn configure<'a>(
@@ -67,7 +72,10 @@ fn single_ops(c: &mut Criterion) {
     for name in BUILTIN_NAMES {
         let op = OpSet::by_name(name).unwrap();
         let params = op.sample(B, &mut StdRng::seed_from_u64(3), &dev).unwrap();
-        let kernel = op.kernel(&params, SHAPE).unwrap().expect("built-in ops have kernels");
+        let kernel = op
+            .kernel(&params, SHAPE)
+            .unwrap()
+            .expect("built-in ops have kernels");
         let (x, m) = (inp.images.as_tensor(), inp.magnitudes.as_tensor());
         g.bench_function(BenchmarkId::new("fused_fwd", name), |b| {
             b.iter(|| op.apply(x, m, &params).unwrap())
@@ -79,7 +87,10 @@ fn single_ops(c: &mut Criterion) {
             b.iter(|| {
                 let x = x.detach();
                 let out = apply_kernel(name, kernel.clone(), &x, &m.detach()).unwrap();
-                (out, kernel_backward(kernel.as_ref(), &x, m, &inp.upstream).unwrap())
+                (
+                    out,
+                    kernel_backward(kernel.as_ref(), &x, m, &inp.upstream).unwrap(),
+                )
             })
         });
         g.bench_function(BenchmarkId::new("reference_fwd_bwd", name), |b| {
@@ -94,7 +105,9 @@ fn mixture(c: &mut Criterion) {
     let inp = inputs(&dev).unwrap();
     let mut g = configure(c, "cpu_mixture");
     for (set_name, ops) in [("paper", OpSet::paper()), ("tutorial", OpSet::tutorial())] {
-        let params = ops.sample_all(B, &mut StdRng::seed_from_u64(4), &dev).unwrap();
+        let params = ops
+            .sample_all(B, &mut StdRng::seed_from_u64(4), &dev)
+            .unwrap();
         let logits = Tensor::randn(0f32, 1.0, (B, ops.len()), &dev).unwrap();
         let e = logits.exp().unwrap();
         let w = Var::from_tensor(&e.broadcast_div(&e.sum_keepdim(1).unwrap()).unwrap()).unwrap();
@@ -104,13 +117,20 @@ fn mixture(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("fused_fwd_bwd", set_name), |b| {
             b.iter(|| {
-                forward_backward(|x, m| weighted_mixture(&ops, x, m, w.as_tensor(), &params), &inp).unwrap()
+                forward_backward(
+                    |x, m| weighted_mixture(&ops, x, m, w.as_tensor(), &params),
+                    &inp,
+                )
+                .unwrap()
             })
         });
         g.bench_function(BenchmarkId::new("reference_fwd_bwd", set_name), |b| {
             b.iter(|| {
-                forward_backward(|x, m| weighted_mixture_reference(&ops, x, m, w.as_tensor(), &params), &inp)
-                    .unwrap()
+                forward_backward(
+                    |x, m| weighted_mixture_reference(&ops, x, m, w.as_tensor(), &params),
+                    &inp,
+                )
+                .unwrap()
             })
         });
     }

@@ -69,7 +69,10 @@ pub(crate) fn check_inputs(
     }
     let (b, c, h, w) = (dims[0], dims[1], dims[2], dims[3]);
     if magnitudes.dims() != [b] {
-        bail!("{name}: magnitudes must be ({b},), got {:?}", magnitudes.dims())
+        bail!(
+            "{name}: magnitudes must be ({b},), got {:?}",
+            magnitudes.dims()
+        )
     }
     if !images.dtype().is_float() || magnitudes.dtype() != images.dtype() {
         bail!(
@@ -106,7 +109,9 @@ pub fn apply_kernel(
     magnitudes: &Tensor,
 ) -> Result<Tensor> {
     check_inputs(name, images, magnitudes)?;
-    images.contiguous()?.apply_op2(&magnitudes.contiguous()?, FusedOp { name, kernel })
+    images
+        .contiguous()?
+        .apply_op2(&magnitudes.contiguous()?, FusedOp { name, kernel })
 }
 
 struct FusedOp {
@@ -134,7 +139,8 @@ impl CustomOp2 for FusedOp {
         let mut out = vec![0f32; b * n];
         if n > 0 {
             out.par_chunks_mut(n).enumerate().for_each(|(i, dst)| {
-                self.kernel.forward(i, mags[i], &images[i * n..(i + 1) * n], dims, dst)
+                self.kernel
+                    .forward(i, mags[i], &images[i * n..(i + 1) * n], dims, dst)
             });
         }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -163,7 +169,11 @@ pub fn kernel_backward(
 ) -> Result<(Tensor, Tensor)> {
     let (b, c, h, w) = images.dims4()?;
     if grad_out.dims() != images.dims() {
-        bail!("kernel_backward: grad_out must be {:?}, got {:?}", images.dims(), grad_out.dims())
+        bail!(
+            "kernel_backward: grad_out must be {:?}, got {:?}",
+            images.dims(),
+            grad_out.dims()
+        )
     }
     let dims = ImageDims { c, h, w };
     let n = dims.len();
@@ -173,19 +183,24 @@ pub fn kernel_backward(
         with_f32(magnitudes, |mags| {
             with_f32(grad_out, |g| {
                 if n > 0 {
-                    grad_images.par_chunks_mut(n).zip(grad_mags.par_iter_mut()).enumerate().for_each(
-                        |(i, (gx, gm))| {
+                    grad_images
+                        .par_chunks_mut(n)
+                        .zip(grad_mags.par_iter_mut())
+                        .enumerate()
+                        .for_each(|(i, (gx, gm))| {
                             let r = i * n..(i + 1) * n;
                             *gm = kernel.backward(i, mags[i], &x[r.clone()], dims, &g[r], 1.0, gx);
-                        },
-                    );
+                        });
                 }
                 Ok(())
             })
         })
     })?;
     let dev = images.device();
-    Ok((Tensor::from_vec(grad_images, (b, c, h, w), dev)?, Tensor::from_vec(grad_mags, b, dev)?))
+    Ok((
+        Tensor::from_vec(grad_images, (b, c, h, w), dev)?,
+        Tensor::from_vec(grad_mags, b, dev)?,
+    ))
 }
 
 /// The contiguous f32 slice of a CPU storage.
@@ -220,7 +235,12 @@ pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
 }
 
 /// A per-image vector `(B,)` of a params tensor, or `default` when absent.
-pub(crate) fn per_image(t: Option<&Tensor>, b: usize, default: f32, what: &str) -> Result<Vec<f32>> {
+pub(crate) fn per_image(
+    t: Option<&Tensor>,
+    b: usize,
+    default: f32,
+    what: &str,
+) -> Result<Vec<f32>> {
     match t {
         None => Ok(vec![default; b]),
         Some(t) => {

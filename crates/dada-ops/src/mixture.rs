@@ -30,13 +30,19 @@ pub fn weighted_mixture(
         for (op, p) in ops.iter().zip(params) {
             match op.kernel(p, shape)? {
                 Some(k) => kernels.push(k),
-                None => return weighted_mixture_reference(ops, images, magnitudes, weights, params),
+                None => {
+                    return weighted_mixture_reference(ops, images, magnitudes, weights, params)
+                }
             }
         }
         return images.contiguous()?.apply_op3(
             &magnitudes.contiguous()?,
             &weights.contiguous()?,
-            FusedMixture { kernels, per_op, outputs: Mutex::new(Vec::new()) },
+            FusedMixture {
+                kernels,
+                per_op,
+                outputs: Mutex::new(Vec::new()),
+            },
         );
     }
     weighted_mixture_reference(ops, images, magnitudes, weights, params)
@@ -53,7 +59,11 @@ pub fn weighted_mixture_reference(
     let (b, _, per_op) = check_mixture(ops, images, magnitudes, weights, params)?;
     let mut acc: Option<Tensor> = None;
     for (k, (op, p)) in ops.iter().zip(params).enumerate() {
-        let m = if per_op { magnitudes.narrow(1, k, 1)?.squeeze(1)? } else { magnitudes.clone() };
+        let m = if per_op {
+            magnitudes.narrow(1, k, 1)?.squeeze(1)?
+        } else {
+            magnitudes.clone()
+        };
         let w = weights.narrow(1, k, 1)?.reshape((b, 1, 1, 1))?;
         let term = op.apply_reference(images, &m, p)?.broadcast_mul(&w)?;
         acc = Some(match acc {
@@ -80,7 +90,10 @@ fn check_mixture(
     }
     let (b, k) = (dims[0], ops.len());
     if weights.dims() != [b, k] {
-        bail!("weighted_mixture: weights must be ({b}, {k}), got {:?}", weights.dims())
+        bail!(
+            "weighted_mixture: weights must be ({b}, {k}), got {:?}",
+            weights.dims()
+        )
     }
     let per_op = match magnitudes.dims() {
         [mb] if *mb == b => false,
@@ -88,12 +101,23 @@ fn check_mixture(
         d => bail!("weighted_mixture: magnitudes must be ({b},) or ({b}, {k}), got {d:?}"),
     };
     if params.len() != k {
-        bail!("weighted_mixture: need {k} params (one per op), got {}", params.len())
+        bail!(
+            "weighted_mixture: need {k} params (one per op), got {}",
+            params.len()
+        )
     }
     if magnitudes.dtype() != images.dtype() || weights.dtype() != images.dtype() {
         bail!("weighted_mixture: images, magnitudes and weights must share a dtype")
     }
-    Ok((b, ImageDims { c: dims[1], h: dims[2], w: dims[3] }, per_op))
+    Ok((
+        b,
+        ImageDims {
+            c: dims[1],
+            h: dims[2],
+            w: dims[3],
+        },
+        per_op,
+    ))
 }
 
 /// Recycled per-op output buffers: a fresh 24 MB allocation per forward costs thousands of page
@@ -166,18 +190,26 @@ impl CustomOp3 for FusedMixture {
         let mut out = vec![0f32; b * n];
         let mut outputs = take_buffer(b * k_ops * n);
         if n > 0 && k_ops > 0 {
-            out.par_chunks_mut(n).zip(outputs.par_chunks_mut(k_ops * n)).enumerate().for_each(
-                |(i, (dst, per_op))| {
+            out.par_chunks_mut(n)
+                .zip(outputs.par_chunks_mut(k_ops * n))
+                .enumerate()
+                .for_each(|(i, (dst, per_op))| {
                     let x = &images[i * n..(i + 1) * n];
-                    for (k, (kernel, tmp)) in self.kernels.iter().zip(per_op.chunks_exact_mut(n)).enumerate() {
+                    for (k, (kernel, tmp)) in self
+                        .kernels
+                        .iter()
+                        .zip(per_op.chunks_exact_mut(n))
+                        .enumerate()
+                    {
                         kernel.forward(i, self.magnitude(mags, i, k), x, dims, tmp);
                         let wk = weights[i * k_ops + k];
                         if wk != 0.0 {
-                            dst.iter_mut().zip(tmp.iter()).for_each(|(d, t)| *d += wk * t);
+                            dst.iter_mut()
+                                .zip(tmp.iter())
+                                .for_each(|(d, t)| *d += wk * t);
                         }
                     }
-                },
-            );
+                });
         }
         *self.outputs.lock().expect("mixture cache") = outputs;
         Ok((CpuStorage::F32(out), l1.shape().clone()))

@@ -5,8 +5,9 @@ use candle::{Device, Result};
 use rand::rngs::StdRng;
 
 use crate::{
-    AugOp, AutoContrast, Brightness, Color, Contrast, Cutout, Equalize, FlipLR, Identity, Invert, Noise,
-    OpParams, Posterize, Rotate, Sharpness, ShearX, ShearY, Solarize, TranslateX, TranslateY,
+    AugOp, AutoContrast, Brightness, Color, Contrast, Cutout, Equalize, FlipLR, Identity,
+    Interpolation, Invert, Noise, OpParams, Posterize, Rotate, Sharpness, ShearX, ShearY, Solarize,
+    TranslateX, TranslateY,
 };
 
 /// An ordered set of ops; the order is the column order of mixture weights and policy files.
@@ -73,7 +74,12 @@ impl OpSet {
     }
 
     fn from_names(names: &[&str]) -> Self {
-        Self::new(names.iter().map(|n| Self::by_name(n).expect("built-in op name")).collect())
+        Self::new(
+            names
+                .iter()
+                .map(|n| Self::by_name(n).expect("built-in op name"))
+                .collect(),
+        )
     }
 
     /// The built-in op called `name` (its `name()`; `"autocontrast"` is accepted for
@@ -99,6 +105,20 @@ impl OpSet {
             "flip_lr" => Arc::new(FlipLR),
             "noise" => Arc::new(Noise),
             _ => return None,
+        };
+        Some(op)
+    }
+
+    /// [`OpSet::by_name`], with the geometric ops (shear, translate, rotate) sampling with
+    /// `interpolation` (other ops ignore it).
+    pub fn by_name_with(name: &str, interpolation: Interpolation) -> Option<Arc<dyn AugOp>> {
+        let op: Arc<dyn AugOp> = match name {
+            "shear_x" => Arc::new(ShearX::new(interpolation)),
+            "shear_y" => Arc::new(ShearY::new(interpolation)),
+            "translate_x" => Arc::new(TranslateX::new(interpolation)),
+            "translate_y" => Arc::new(TranslateY::new(interpolation)),
+            "rotate" => Arc::new(Rotate::new(interpolation)),
+            _ => return Self::by_name(name),
         };
         Some(op)
     }
@@ -140,7 +160,10 @@ impl OpSet {
 
     /// Draws every op's random parameters for a batch of `b_sz`, in order.
     pub fn sample_all(&self, b_sz: usize, rng: &mut StdRng, dev: &Device) -> Result<Vec<OpParams>> {
-        self.ops.iter().map(|op| op.sample(b_sz, rng, dev)).collect()
+        self.ops
+            .iter()
+            .map(|op| op.sample(b_sz, rng, dev))
+            .collect()
     }
 }
 
@@ -164,5 +187,13 @@ mod tests {
         }
         assert!(OpSet::by_name("autocontrast").is_some());
         assert!(OpSet::by_name("warp").is_none());
+        let bilinear = OpSet::by_name_with("rotate", Interpolation::Bilinear).unwrap();
+        assert_eq!(bilinear.magnitude_grad(), crate::MagnitudeGrad::Exact);
+        assert_eq!(
+            OpSet::by_name_with("invert", Interpolation::Bilinear)
+                .unwrap()
+                .name(),
+            "invert"
+        );
     }
 }

@@ -28,7 +28,10 @@ impl OpParams {
 
     /// Fixed signs for every image (e.g. `+1` for all): for replaying or showing an op.
     pub fn with_signs(signs: &[f32], dev: &Device) -> Result<Self> {
-        Ok(Self { signs: Some(Tensor::new(signs, dev)?), ..Self::default() })
+        Ok(Self {
+            signs: Some(Tensor::new(signs, dev)?),
+            ..Self::default()
+        })
     }
 
     /// Fixed relative `(y, x)` centres, one pair per image.
@@ -43,7 +46,9 @@ impl OpParams {
 
 /// `(B,)` random signs, each +1 or -1 with probability 1/2.
 pub(crate) fn random_signs(b_sz: usize, rng: &mut StdRng, dev: &Device) -> Result<Tensor> {
-    let signs: Vec<f32> = (0..b_sz).map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 }).collect();
+    let signs: Vec<f32> = (0..b_sz)
+        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+        .collect();
     Tensor::from_vec(signs, b_sz, dev)
 }
 

@@ -52,13 +52,21 @@ mod tests {
 
     #[test]
     fn param_maps_ends_and_sign() {
-        let r = MagnitudeRange { low: -0.3, high: 0.3, symmetric: true };
+        let r = MagnitudeRange {
+            low: -0.3,
+            high: 0.3,
+            symmetric: true,
+        };
         assert_eq!(r.param(0.0, 1.0), -0.3);
         assert_eq!(r.param(1.0, -1.0), -0.3);
         assert!(r.param(0.5, 1.0).abs() < 1e-7);
         // d/dm (sign * (low + m (high - low))) = sign * (high - low)
         assert!((r.dparam_dm(-1.0) + 0.6).abs() < 1e-6);
-        let s = MagnitudeRange { low: 0.1, high: 1.9, symmetric: false };
+        let s = MagnitudeRange {
+            low: 0.1,
+            high: 1.9,
+            symmetric: false,
+        };
         assert!((s.param(0.5, -1.0) - 1.0).abs() < 1e-6);
         assert!((s.param_f64(0.5, -1.0) - 1.0).abs() < 1e-6);
     }

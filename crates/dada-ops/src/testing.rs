@@ -39,11 +39,21 @@ where
     let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let out = f(&tensors)?;
     let mut rng = StdRng::seed_from_u64(0x5eed);
-    let r: Vec<f64> = (0..out.elem_count()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let r: Vec<f64> = (0..out.elem_count())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     let r = Tensor::from_vec(r, out.shape(), out.device())?;
-    let loss = |out: &Tensor| -> Result<f64> { (out.to_dtype(DType::F64)? * &r)?.sum_all()?.to_scalar::<f64>() };
+    let loss = |out: &Tensor| -> Result<f64> {
+        (out.to_dtype(DType::F64)? * &r)?
+            .sum_all()?
+            .to_scalar::<f64>()
+    };
     let grads = (out.to_dtype(DType::F64)? * &r)?.sum_all()?.backward()?;
-    let mut report = GradCheck { max_rel_err: vec![], analytic: vec![], numeric: vec![] };
+    let mut report = GradCheck {
+        max_rel_err: vec![],
+        analytic: vec![],
+        numeric: vec![],
+    };
     for (i, (input, var)) in inputs.iter().zip(&vars).enumerate() {
         let analytic: Vec<f64> = match grads.get(var.as_tensor()) {
             Some(g) => g.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?,
@@ -55,7 +65,8 @@ where
             let eval = |delta: f64| -> Result<f64> {
                 let mut v = base.clone();
                 v[j] += delta;
-                let t = Tensor::from_vec(v, input.shape(), input.device())?.to_dtype(input.dtype())?;
+                let t =
+                    Tensor::from_vec(v, input.shape(), input.device())?.to_dtype(input.dtype())?;
                 let mut args = inputs.to_vec();
                 args[i] = t;
                 loss(&f(&args)?)
@@ -78,22 +89,37 @@ where
 
 /// Seeded uniform test images `(b, c, h, w)` with values in `[0.05, 0.95]` (no exact ties,
 /// away from the clip bounds).
-pub fn test_images(shape: (usize, usize, usize, usize), seed: u64, dtype: DType, dev: &Device) -> Result<Tensor> {
+pub fn test_images(
+    shape: (usize, usize, usize, usize),
+    seed: u64,
+    dtype: DType,
+    dev: &Device,
+) -> Result<Tensor> {
     let (b, c, h, w) = shape;
     let mut rng = StdRng::seed_from_u64(seed);
-    let v: Vec<f32> = (0..b * c * h * w).map(|_| rng.random_range(0.05f32..0.95)).collect();
+    let v: Vec<f32> = (0..b * c * h * w)
+        .map(|_| rng.random_range(0.05f32..0.95))
+        .collect();
     Tensor::from_vec(v, shape, dev)?.to_dtype(dtype)
 }
 
 /// A seeded smooth test image `(b, c, h, w)`: low-frequency patterns, so bilinear
 /// derivatives are well behaved, with values in about `[0.1, 0.9]`.
-pub fn smooth_images(shape: (usize, usize, usize, usize), seed: u64, dtype: DType, dev: &Device) -> Result<Tensor> {
+pub fn smooth_images(
+    shape: (usize, usize, usize, usize),
+    seed: u64,
+    dtype: DType,
+    dev: &Device,
+) -> Result<Tensor> {
     let (b, c, h, w) = shape;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut v = Vec::with_capacity(b * c * h * w);
     for _ in 0..b * c {
-        let (fx, fy, px): (f32, f32, f32) =
-            (rng.random_range(0.2..0.9), rng.random_range(0.2..0.9), rng.random_range(0.0..6.0));
+        let (fx, fy, px): (f32, f32, f32) = (
+            rng.random_range(0.2..0.9),
+            rng.random_range(0.2..0.9),
+            rng.random_range(0.0..6.0),
+        );
         for y in 0..h {
             for x in 0..w {
                 v.push(0.5 + 0.4 * ((x as f32 * fx + px).sin() * (y as f32 * fy + 0.5 * px).cos()));

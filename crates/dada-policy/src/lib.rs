@@ -32,6 +32,8 @@ mod paper;
 mod policy;
 mod relax;
 mod schedule;
+#[cfg(test)]
+mod testing;
 mod tutorial;
 
 pub use adam::PolicyAdam;

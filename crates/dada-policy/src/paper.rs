@@ -324,46 +324,7 @@ mod tests {
     use dada_ops::{AugOp, Interpolation, MagnitudeGrad};
     use rand::{Rng, SeedableRng};
 
-    fn values(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("f32 tensor")
-    }
-
-    fn max_abs(v: &[f32]) -> f32 {
-        v.iter().fold(0f32, |m, x| m.max(x.abs()))
-    }
-
-    /// Seeded images `(4,3,16,16)` in [0.05, 0.95] and a seeded loss weight of the same shape
-    /// (16 x 16: PIL's equalize leaves images of fewer than 256 pixels unchanged).
-    fn images_and_weight(seed: u64) -> Result<(Tensor, Tensor)> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n = 4 * 3 * 16 * 16;
-        let x: Vec<f32> = (0..n).map(|_| 0.05 + 0.9 * rng.random::<f32>()).collect();
-        let w: Vec<f32> = (0..n).map(|_| 2.0 * rng.random::<f32>() - 1.0).collect();
-        let shape = (4, 3, 16, 16);
-        Ok((Tensor::from_vec(x, shape, &Device::Cpu)?, Tensor::from_vec(w, shape, &Device::Cpu)?))
-    }
-
-    /// `(f(v_i + h) - f(v_i - h)) / (2h)` with element `i` of `var` moved, then restored.
-    fn central_diff(var: &Var, i: usize, h: f32, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
-        let orig = var.as_tensor().copy()?;
-        let v = values(&orig);
-        let (mut plus, mut minus) = (v.clone(), v.clone());
-        plus[i] += h;
-        minus[i] -= h;
-        var.set(&Tensor::from_vec(plus.clone(), var.shape(), var.device())?)?;
-        let fp = f()?;
-        var.set(&Tensor::from_vec(minus.clone(), var.shape(), var.device())?)?;
-        let fm = f()?;
-        var.set(&orig)?;
-        Ok((fp - fm) / (plus[i] as f64 - minus[i] as f64))
-    }
-
-    /// `max |got - want| <= rel * max |want| + abs`.
-    fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64, abs: f64) {
-        let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-        let err = got.iter().zip(want).fold(0f64, |m, (&g, &w)| m.max((g as f64 - w).abs()));
-        assert!(err <= rel * scale + abs, "{what}: autograd vs chain rule: max err {err:.3e}, scale {scale:.3e}");
-    }
+    use crate::testing::{assert_close, central_diff, f64s, images_and_weight, max_abs, values};
 
     /// What one straight-through draw looked like.
     #[derive(Debug)]
@@ -394,19 +355,28 @@ mod tests {
     fn check_draw(policy: &PaperPolicy, rng: &mut StdRng, data: u64, fd_gates: bool, fd_magnitudes: bool) -> Result<Draw> {
         let dev = Device::Cpu;
         let (tau, b, k) = (0.5, 4, policy.cfg.slots);
-        let (images, w) = images_and_weight(data)?;
+        let (images, w) = images_and_weight(4, data)?;
         let sample_rng = rng.clone();
         let sample = policy.sample(b, tau, rng)?;
         let aug_rng = rng.clone();
         let y = policy.augment(&images, &sample, Estimator::Gumbel, rng)?;
-        let loss_of = |t: &Tensor| -> Result<f64> { Ok((t * &w)?.sum_all()?.to_scalar::<f32>()? as f64) };
-        let store = loss_of(&y).and((&y * &w)?.sum_all()?.backward())?;
+        let loss_of = |t: &Tensor| -> Result<f64> { (t * &w)?.to_dtype(candle::DType::F64)?.sum_all()?.to_scalar::<f64>() };
+        let store = (&y * &w)?.sum_all()?.backward()?;
         let grad = |v: &Var| -> Vec<f32> {
             store.get(v.as_tensor()).map(values).unwrap_or_else(|| vec![0.0; v.elem_count()])
         };
         let (g_logits, g_mags, g_probs) = (grad(&policy.logits), grad(&policy.magnitudes), grad(&policy.probabilities));
         let c = sample.sub_policies[0];
         let gates = sample.gates[0].clone();
+        // The relaxed samples are those of the Gumbel-max / logistic draw (f64 RELAX data),
+        // and the hard choices their argmax / threshold.
+        let (soft_cat, soft_ber) = (values(sample.relaxed_categorical()), values(sample.relaxed_bernoulli()));
+        assert_close("soft_cat", &soft_cat, &f64s(&values(&sample.relax.cat.x)), 1e-5, 1e-6);
+        assert_close("soft_ber", &soft_ber, &f64s(&values(&sample.relax.ber.x)), 1e-5, 1e-6);
+        assert!(soft_cat.iter().all(|&v| v <= soft_cat[c]), "the chosen sub-policy is the argmax");
+        for (j, &g) in gates.iter().enumerate() {
+            assert_eq!(soft_ber[c * k + j] > 0.5, g, "gate {j} is the relaxed sample > 0.5");
+        }
         let hard: Vec<f32> = gates.iter().map(|&g| if g { 1.0 } else { 0.0 }).collect();
 
         // The chain at the hard values (gates 0 / 1, sel 1) is the augmentation itself.
@@ -442,10 +412,7 @@ mod tests {
 
         // The relaxed samples re-drawn with the same noise, differentiated by finite differences.
         let redraw = || policy.sample(b, tau, &mut sample_rng.clone());
-        let soft_cat_c = || -> Result<f64> { Ok(values(sample_rng_cat(&redraw()?)?.as_ref())[c] as f64) };
-        fn sample_rng_cat(s: &PolicySample) -> Result<Box<Tensor>> {
-            Ok(Box::new(s.relaxed_categorical().flatten_all()?))
-        }
+        let soft_cat_c = || -> Result<f64> { Ok(values(redraw()?.relaxed_categorical())[c] as f64) };
         let s = policy.sub_policies.len();
         let mut want_logits = vec![0f64; s];
         for (i, want) in want_logits.iter_mut().enumerate() {
@@ -508,7 +475,7 @@ mod tests {
     fn magnitude_half_is_the_identity_of_nine_paper_ops() -> Result<()> {
         // The root of the zero straight-through gradients at the default initialisation.
         let ops = OpSet::paper();
-        let (images, _) = images_and_weight(0)?;
+        let (images, _) = images_and_weight(4, 0)?;
         let half = Tensor::full(0.5f32, 4, &Device::Cpu)?;
         let mut rng = StdRng::seed_from_u64(1);
         let mut identity = Vec::new();

@@ -132,6 +132,30 @@ impl TutorialPolicy {
             .collect()
     }
 
+    /// The [`Estimator::Gumbel`] augmentation with every slot's op weights `(B, n_ops)` and
+    /// gates `(B,)` given: `x_j = x_{j-1} + gate_j * (sum_k weights_j[:, k] op_k(x_{j-1}) - x_{j-1})`
+    /// at `magnitudes (B, slots)` (already clamped). `rng` draws the ops' own parameters.
+    fn gumbel_chain(
+        &self,
+        images: &Tensor,
+        magnitudes: &Tensor,
+        weights: &[Tensor],
+        gates: &[Tensor],
+        rng: &mut StdRng,
+    ) -> Result<Tensor> {
+        let k = self.cfg.n_slots;
+        if weights.len() != k || gates.len() != k {
+            bail!("tutorial policy augment: {} weights and {} gates for {k} slots", weights.len(), gates.len())
+        }
+        let mut x = images.clone();
+        for (j, (w, gate)) in weights.iter().zip(gates).enumerate() {
+            let m = magnitudes.narrow(1, j, 1)?.squeeze(1)?.contiguous()?;
+            let mixed = slot_mixture(&self.cfg.ops, &x, &m, &w.contiguous()?, rng)?;
+            x = blend(&x, &mixed, gate)?;
+        }
+        Ok(x)
+    }
+
     /// `(B, R)` rows of `var` viewed as `(S, R)`, picked by `index`.
     fn rows(var: &Var, s: usize, index: &Tensor) -> Result<Tensor> {
         let r = var.elem_count() / s;
@@ -273,14 +297,14 @@ impl Policy for TutorialPolicy {
                     Gate::Relaxed => sample.soft.ber.clone(),
                     Gate::StraightThrough => straight_through(&sample.relax.ber.b, &sample.soft.ber)?,
                 };
+                let mut weights = Vec::with_capacity(k);
+                let mut gates = Vec::with_capacity(k);
                 for j in 0..k {
                     let soft = sample.soft.cat.narrow(1, j, 1)?.squeeze(1)?; // (B, n_ops)
-                    let weights =
-                        if self.cfg.hard { straight_through(&one_hot_argmax(&soft)?, &soft)? } else { soft };
-                    let m = mags.narrow(1, j, 1)?.squeeze(1)?.contiguous()?;
-                    let mixed = slot_mixture(&self.cfg.ops, &x, &m, &weights.contiguous()?, rng)?;
-                    x = blend(&x, &mixed, &prob.narrow(1, j, 1)?.squeeze(1)?)?;
+                    weights.push(if self.cfg.hard { straight_through(&one_hot_argmax(&soft)?, &soft)? } else { soft });
+                    gates.push(prob.narrow(1, j, 1)?.squeeze(1)?);
                 }
+                x = self.gumbel_chain(images, &mags, &weights, &gates, rng)?;
             }
         }
         Ok(x)
@@ -344,7 +368,199 @@ impl Policy for TutorialPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle::Var;
+    use dada_ops::{AugOp, Interpolation};
     use rand::SeedableRng;
+
+    use crate::testing::{assert_close, central_diff, f64s, images_and_weight, max_abs, values};
+
+    /// Ops smooth in image and magnitude: a bilinear translation (one kink per whole-pixel
+    /// shift; shear and rotate move every pixel across cell borders at different magnitudes,
+    /// too many kinks for finite differences through a 7-op mixture) and linear colour ops.
+    fn smooth_ops() -> OpSet {
+        let mut ops: Vec<Arc<dyn AugOp>> = vec![Arc::new(dada_ops::TranslateY::new(Interpolation::Bilinear))];
+        ops.extend(["brightness", "contrast", "color", "invert", "identity"].map(|n| OpSet::by_name(n).unwrap()));
+        OpSet::new(ops)
+    }
+
+    /// Moves every parameter off its initial value (magnitudes off the identity 0.5).
+    fn perturb(policy: &TutorialPolicy, seed: u64) -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut set = |var: &Var, f: &mut dyn FnMut(&mut StdRng) -> f32| -> Result<()> {
+            let v: Vec<f32> = (0..var.elem_count()).map(|_| f(&mut rng)).collect();
+            var.set(&Tensor::from_vec(v, var.shape(), var.device())?)
+        };
+        set(&policy.op_logits, &mut |r| 2.0 * r.random::<f32>() - 1.0)?;
+        set(&policy.magnitudes, &mut |r| 0.15 + 0.25 * r.random::<f32>() + if r.random() { 0.45 } else { 0.0 })?;
+        set(&policy.prob_logits, &mut |r| 2.0 * r.random::<f32>() - 1.0)
+    }
+
+    /// `<a, b>` of two flat vectors.
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+    }
+
+    /// One [`Estimator::Gumbel`] draw of `b` images (sample from `rng`, augment with the ops'
+    /// parameters drawn from `rng`, `L = <y, w>`): the autograd gradients of all three groups
+    /// against the chain rule written out, each factor computed apart from the
+    /// straight-through construction: `dL/dweights_j` and `dL/dgate_j` by autograd of the
+    /// chain with plain Vars as inputs, the derivatives of the relaxed samples (and of the
+    /// expected gate) by finite differences with the noise fixed (re-drawn from the same seed),
+    /// and, with `fd_magnitudes`, `dL/dmagnitudes` by finite differences of the augmentation.
+    /// Returns `|grad|_max` of op logits, magnitudes, prob logits.
+    fn check_draw(policy: &TutorialPolicy, rng: &mut StdRng, b: usize, data: u64, fd_magnitudes: bool) -> Result<[f32; 3]> {
+        let dev = Device::Cpu;
+        let (s, k, n) = (policy.cfg.n_sub_policies, policy.cfg.n_slots, policy.cfg.ops.len());
+        let tau = 0.5;
+        let (images, w) = images_and_weight(b, data)?;
+        let sample_rng = rng.clone();
+        let sample = policy.sample(b, tau, rng)?;
+        let aug_rng = rng.clone();
+        let y = policy.augment(&images, &sample, Estimator::Gumbel, rng)?;
+        let store = (&y * &w)?.sum_all()?.backward()?;
+        let grad = |v: &Var| store.get(v.as_tensor()).map(values).unwrap_or_else(|| vec![0.0; v.elem_count()]);
+        let (g_logits, g_mags, g_probs) = (grad(&policy.op_logits), grad(&policy.magnitudes), grad(&policy.prob_logits));
+
+        // The relaxed samples are the RELAX draw's; the hard choices their argmax / threshold.
+        let (soft_cat, soft_ber) = (values(sample.relaxed_categorical()), values(sample.relaxed_bernoulli()));
+        assert_close("soft_cat", &soft_cat, &f64s(&values(&sample.relax.cat.x)), 1e-5, 1e-6);
+        assert_close("soft_ber", &soft_ber, &f64s(&values(&sample.relax.ber.x)), 1e-5, 1e-6);
+        for i in 0..b {
+            for j in 0..k {
+                let row = &soft_cat[(i * k + j) * n..(i * k + j + 1) * n];
+                assert!(row.iter().all(|&v| v <= row[sample.op_indices[i][j]]), "op choice is the argmax");
+                assert_eq!(soft_ber[i * k + j] > 0.5, sample.gates[i][j], "gate is the relaxed sample > 0.5");
+            }
+        }
+
+        // The values the augmentation fed the chain, as plain Vars.
+        let index = Tensor::new(sample.sub_policies.iter().map(|&i| i as u32).collect::<Vec<_>>().as_slice(), &dev)?;
+        let expected_gate = || -> Result<Vec<f32>> {
+            Ok(values(&candle_nn::ops::sigmoid(&TutorialPolicy::rows(&policy.prob_logits, s, &index)?)?))
+        };
+        let gate_values = match policy.cfg.gate {
+            Gate::Expected => expected_gate()?,
+            Gate::Relaxed => soft_ber.clone(),
+            Gate::StraightThrough => sample.gates.iter().flatten().map(|&g| if g { 1.0 } else { 0.0 }).collect(),
+        };
+        let weight_vars = (0..k)
+            .map(|j| {
+                let v: Vec<f32> = (0..b)
+                    .flat_map(|i| {
+                        let row = &soft_cat[(i * k + j) * n..(i * k + j + 1) * n];
+                        let pick = sample.op_indices[i][j];
+                        (0..n).map(move |o| if !policy.cfg.hard { row[o] } else if o == pick { 1.0 } else { 0.0 })
+                    })
+                    .collect();
+                Var::from_vec(v, (b, n), &dev)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let gate_vars = (0..k)
+            .map(|j| Var::from_vec((0..b).map(|i| gate_values[i * k + j]).collect(), b, &dev))
+            .collect::<Result<Vec<_>>>()?;
+        let mags = TutorialPolicy::rows(&policy.magnitudes, s, &index)?.clamp(0.0, 1.0)?;
+        let as_tensors = |vars: &[Var]| vars.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>();
+        let out = policy.gumbel_chain(&images, &mags, &as_tensors(&weight_vars), &as_tensors(&gate_vars), &mut aug_rng.clone())?;
+        assert_close("chain replay", &values(&out), &f64s(&values(&y)), 0.0, 1e-6);
+        let chain_store = (out * &w)?.sum_all()?.backward()?;
+        let chain_grad = |v: &Var| chain_store.get(v.as_tensor()).map(values).unwrap_or_else(|| vec![0.0; v.elem_count()]);
+        // dL/dweights as (b, k, n) and dL/dgates as (b, k), the layout of the relaxed samples
+        let dl_dweights: Vec<f32> = {
+            let per_slot: Vec<Vec<f32>> = weight_vars.iter().map(&chain_grad).collect();
+            (0..b).flat_map(|i| (0..k).flat_map(|j| per_slot[j][i * n..(i + 1) * n].to_vec()).collect::<Vec<_>>()).collect()
+        };
+        let dl_dgates: Vec<f32> = {
+            let per_slot: Vec<Vec<f32>> = gate_vars.iter().map(&chain_grad).collect();
+            (0..b).flat_map(|i| (0..k).map(|j| per_slot[j][i]).collect::<Vec<_>>()).collect()
+        };
+
+        // The relaxed samples re-drawn with the same noise, differentiated by finite differences.
+        let redraw = || policy.sample(b, tau, &mut sample_rng.clone());
+        let want_logits = (0..s * k * n)
+            .map(|q| central_diff(&policy.op_logits, q, 1e-2, || Ok(dot(&dl_dweights, &values(redraw()?.relaxed_categorical())))))
+            .collect::<Result<Vec<_>>>()?;
+        let gate_of = || -> Result<Vec<f32>> {
+            match policy.cfg.gate {
+                Gate::Expected => expected_gate(),
+                Gate::Relaxed | Gate::StraightThrough => Ok(values(redraw()?.relaxed_bernoulli())),
+            }
+        };
+        let want_probs = (0..s * k)
+            .map(|q| central_diff(&policy.prob_logits, q, 1e-2, || Ok(dot(&dl_dgates, &gate_of()?))))
+            .collect::<Result<Vec<_>>>()?;
+        assert_close("op_logits", &g_logits, &want_logits, 2e-2, 1e-5);
+        assert_close("prob_logits", &g_probs, &want_probs, 2e-2, 1e-5);
+        if fd_magnitudes {
+            let loss = || -> Result<f64> {
+                let y = policy.augment(&images, &sample, Estimator::Gumbel, &mut aug_rng.clone())?;
+(y * &w)?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()
+            };
+            let want_mags = (0..s * k).map(|q| central_diff(&policy.magnitudes, q, 1e-3, loss)).collect::<Result<Vec<_>>>()?;
+            assert_close("magnitudes", &g_mags, &want_mags, 2e-2, 1e-4);
+        }
+        Ok([max_abs(&g_logits), max_abs(&g_mags), max_abs(&g_probs)])
+    }
+
+    #[test]
+    fn gumbel_gradients_match_the_chain_rule_in_every_mode() -> Result<()> {
+        for gate in [Gate::Expected, Gate::Relaxed, Gate::StraightThrough] {
+            for hard in [false, true] {
+                let cfg = TutorialConfig { ops: smooth_ops(), n_sub_policies: 3, gate, hard, ..TutorialConfig::default() };
+                let policy = TutorialPolicy::new(cfg, &Device::Cpu).unwrap();
+                perturb(&policy, 3)?;
+                let mut rng = StdRng::seed_from_u64(4);
+                for i in 0..3 {
+                    let grads = check_draw(&policy, &mut rng, 4, 10 + i, true)?;
+                    println!("tutorial {gate:?} hard={hard}: |grad| op_logits, magnitudes, prob_logits = {grads:?}");
+                    // 4 images x 2 slots: some gate is on, and every op changes the images
+                    assert!(grads.iter().all(|&g| g > 0.0), "{gate:?} hard={hard}: {grads:?}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gumbel_gradients_at_init_reach_every_group() -> Result<()> {
+        // The default space and initialisation, as in the paper-space report.
+        let policy = TutorialPolicy::new(TutorialConfig::default(), &Device::Cpu).unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        for i in 0..3 {
+            let grads = check_draw(&policy, &mut rng, 4, i, false)?;
+            println!("tutorial default at init: |grad| op_logits, magnitudes, prob_logits = {grads:?}");
+            assert!(grads.iter().all(|&g| g > 0.0), "{grads:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn relaxed_gumbel_loss_matches_finite_differences() -> Result<()> {
+        // Soft mixture and relaxed gate: with the noise fixed the loss is smooth in every
+        // parameter; its finite differences (re-drawing the sample from the same seed) match
+        // the autograd gradients end to end.
+        let cfg = TutorialConfig { ops: smooth_ops(), n_sub_policies: 2, gate: Gate::Relaxed, ..TutorialConfig::default() };
+        let policy = TutorialPolicy::new(cfg, &Device::Cpu).unwrap();
+        perturb(&policy, 5)?;
+        let (images, w) = images_and_weight(3, 6)?;
+        let loss = || -> Result<Tensor> {
+            let mut rng = StdRng::seed_from_u64(7);
+            let sample = policy.sample(3, 0.5, &mut rng)?;
+            (policy.augment(&images, &sample, Estimator::Gumbel, &mut rng)? * &w)?.to_dtype(DType::F64)?.sum_all()
+        };
+        let store = loss()?.backward()?;
+        for (name, var) in policy.vars() {
+            let got = values(store.get(var.as_tensor()).expect("gradient reaches every group"));
+            // logits: smooth, larger steps beat rounding; magnitudes: small steps, fewer kinks
+            let h = if name == "magnitudes" { 1e-3 } else { 1e-2 };
+            let want = (0..var.elem_count())
+                .map(|q| central_diff(&var, q, h, || loss()?.to_scalar::<f64>()))
+                .collect::<Result<Vec<_>>>()?;
+            println!("tutorial relaxed: {name} |grad|_max = {}", max_abs(&got));
+            assert!(max_abs(&got) > 0.0, "{name}");
+            assert_close(name.as_str(), &got, &want, 2e-2, 1e-4);
+        }
+        Ok(())
+    }
 
     #[test]
     fn compose_mixture_equals_dada_ops_mixture() -> Result<()> {

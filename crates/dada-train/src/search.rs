@@ -437,6 +437,13 @@ impl Search {
             check_finite("policy gradient", s, step)?;
         }
         self.adam.step(&pairs)?;
+        // Magnitudes and (paper) probabilities are used clamped to [0, 1]; a stored value
+        // outside would get no gradient through the clamp and could never come back.
+        for (name, var) in self.policy.vars() {
+            if name == "magnitudes" || name == "probabilities" {
+                var.set(&var.as_tensor().clamp(0f32, 1f32)?)?;
+            }
+        }
         // Policy time: the update's own work (sampling is in augmentation), not its model passes.
         t_policy += t2.elapsed().as_secs_f64() - (t_model - model_before);
 

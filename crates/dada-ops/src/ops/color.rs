@@ -10,9 +10,17 @@ use crate::ops::{per_image4, ste};
 use crate::{AugOp, Estimator, MagnitudeGrad, MagnitudeRange, OpParams};
 
 /// Solarize threshold range on the 0..255 scale: `thr = 256 m`.
-pub const SOLARIZE_RANGE: MagnitudeRange = MagnitudeRange { low: 0.0, high: 256.0, symmetric: false };
+pub const SOLARIZE_RANGE: MagnitudeRange = MagnitudeRange {
+    low: 0.0,
+    high: 256.0,
+    symmetric: false,
+};
 /// Posterize bits range: `bits = int(4 + 4 m)`.
-pub const POSTERIZE_RANGE: MagnitudeRange = MagnitudeRange { low: 4.0, high: 8.0, symmetric: false };
+pub const POSTERIZE_RANGE: MagnitudeRange = MagnitudeRange {
+    low: 4.0,
+    high: 8.0,
+    symmetric: false,
+};
 /// Width (in 0..255 levels) of the sigmoid that smooths the solarize threshold in its surrogate.
 pub const SOLARIZE_SURROGATE_WIDTH: f32 = 8.0;
 /// Solarize compares `255 x >= thr - THRESHOLD_TOLERANCE`, so u8 levels stored as f32 compare
@@ -37,10 +45,20 @@ macro_rules! simple_op {
             fn sample(&self, _b_sz: usize, _rng: &mut StdRng, _dev: &Device) -> Result<OpParams> {
                 Ok(OpParams::none())
             }
-            fn apply(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
+            fn apply(
+                &self,
+                images: &Tensor,
+                magnitudes: &Tensor,
+                params: &OpParams,
+            ) -> Result<Tensor> {
                 dispatch(self, images, magnitudes, params)
             }
-            fn apply_reference(&self, images: &Tensor, magnitudes: &Tensor, _: &OpParams) -> Result<Tensor> {
+            fn apply_reference(
+                &self,
+                images: &Tensor,
+                magnitudes: &Tensor,
+                _: &OpParams,
+            ) -> Result<Tensor> {
                 check_inputs(self.name(), images, magnitudes)?;
                 self.reference(images, magnitudes)
             }
@@ -49,7 +67,9 @@ macro_rules! simple_op {
                 _: &OpParams,
                 _: (usize, usize, usize, usize),
             ) -> Result<Option<Arc<dyn ImageKernel>>> {
-                Ok(Some(Arc::new(PointKernel { op: self.as_point() })))
+                Ok(Some(Arc::new(PointKernel {
+                    op: self.as_point(),
+                })))
             }
         }
     };
@@ -134,7 +154,9 @@ impl Solarize {
         PointOp::Solarize(self.estimator)
     }
     fn reference(&self, images: &Tensor, magnitudes: &Tensor) -> Result<Tensor> {
-        let thr = per_image4(&magnitudes.affine(SOLARIZE_RANGE.high as f64, -THRESHOLD_TOLERANCE as f64)?)?;
+        let thr = per_image4(
+            &magnitudes.affine(SOLARIZE_RANGE.high as f64, -THRESHOLD_TOLERANCE as f64)?,
+        )?;
         let level = images.affine(255.0, 0.0)?;
         let mask = level.broadcast_ge(&thr)?.to_dtype(images.dtype())?.detach();
         // out = x + mask (1 - 2 x)
@@ -144,9 +166,9 @@ impl Solarize {
             Estimator::Surrogate => {
                 let w = SOLARIZE_SURROGATE_WIDTH as f64;
                 let x = images.detach();
-                let z = x
-                    .affine(255.0 / w, 0.0)?
-                    .broadcast_sub(&per_image4(&magnitudes.affine(SOLARIZE_RANGE.high as f64 / w, 0.0)?)?)?;
+                let z = x.affine(255.0 / w, 0.0)?.broadcast_sub(&per_image4(
+                    &magnitudes.affine(SOLARIZE_RANGE.high as f64 / w, 0.0)?,
+                )?)?;
                 let s = (z.neg()?.exp()? + 1.0)?.recip()?;
                 let surrogate = (s * x.affine(-2.0, 1.0)?)?;
                 out + (&surrogate - surrogate.detach())?
@@ -165,13 +187,31 @@ impl Posterize {
     }
     fn reference(&self, images: &Tensor, magnitudes: &Tensor) -> Result<Tensor> {
         let (lo, hi) = (POSTERIZE_RANGE.low as f64, POSTERIZE_RANGE.high as f64);
-        let bits = magnitudes.detach().affine(hi - lo, lo)?.floor()?.clamp(lo, hi)?;
+        let bits = magnitudes
+            .detach()
+            .affine(hi - lo, lo)?
+            .floor()?
+            .clamp(lo, hi)?;
         // q = 2^(8 - bits), an exact power of two after rounding.
-        let q = per_image4(&bits.affine(-std::f64::consts::LN_2, 8.0 * std::f64::consts::LN_2)?.exp()?.round()?)?;
+        let q = per_image4(
+            &bits
+                .affine(-std::f64::consts::LN_2, 8.0 * std::f64::consts::LN_2)?
+                .exp()?
+                .round()?,
+        )?;
         let full = per_image4(&bits.ge(hi)?.to_dtype(images.dtype())?)?;
-        let levels = images.detach().affine(255.0, 0.5)?.floor()?.clamp(0.0, 255.0)?;
-        let kept = levels.broadcast_div(&q)?.floor()?.broadcast_mul(&q)?.affine(1.0 / 255.0, 0.0)?;
-        let hard = (full.broadcast_mul(&images.detach())? + full.affine(-1.0, 1.0)?.broadcast_mul(&kept)?)?;
+        let levels = images
+            .detach()
+            .affine(255.0, 0.5)?
+            .floor()?
+            .clamp(0.0, 255.0)?;
+        let kept = levels
+            .broadcast_div(&q)?
+            .floor()?
+            .broadcast_mul(&q)?
+            .affine(1.0 / 255.0, 0.0)?;
+        let hard = (full.broadcast_mul(&images.detach())?
+            + full.affine(-1.0, 1.0)?.broadcast_mul(&kept)?)?;
         // Straight-through to the image: value `hard`, gradient identity.
         let out = (hard + (images - images.detach())?)?;
         match self.estimator {
@@ -204,9 +244,14 @@ impl AutoContrast {
         let lo = flat.min_keepdim(2)?.unsqueeze(3)?;
         let hi = flat.max_keepdim(2)?.unsqueeze(3)?;
         let spread = (&hi - &lo)?;
-        let flat_spread = spread.le(AUTOCONTRAST_MIN_SPREAD as f64)?.to_dtype(images.dtype())?;
-        let stretched = images.broadcast_sub(&lo)?.broadcast_div(&(spread + &flat_spread)?)?;
-        images.broadcast_mul(&flat_spread)? + stretched.broadcast_mul(&flat_spread.affine(-1.0, 1.0)?)?
+        let flat_spread = spread
+            .le(AUTOCONTRAST_MIN_SPREAD as f64)?
+            .to_dtype(images.dtype())?;
+        let stretched = images
+            .broadcast_sub(&lo)?
+            .broadcast_div(&(spread + &flat_spread)?)?;
+        images.broadcast_mul(&flat_spread)?
+            + stretched.broadcast_mul(&flat_spread.affine(-1.0, 1.0)?)?
     }
 }
 
@@ -223,32 +268,68 @@ impl Equalize {
         let n = (h * w) as f64;
         let dt = images.dtype();
         let x = images.detach();
-        let levels = x.affine(255.0, 0.5)?.floor()?.clamp(0.0, 255.0)?.reshape((b, c, h * w))?;
+        let levels = x
+            .affine(255.0, 0.5)?
+            .floor()?
+            .clamp(0.0, 255.0)?
+            .reshape((b, c, h * w))?;
         let idx = levels.to_dtype(DType::U32)?;
-        let hist = Tensor::zeros((b, c, 256), dt, images.device())?.scatter_add(&idx, &levels.ones_like()?, 2)?;
+        let hist = Tensor::zeros((b, c, 256), dt, images.device())?.scatter_add(
+            &idx,
+            &levels.ones_like()?,
+            2,
+        )?;
         let nonzero = hist.gt(0.0)?.to_dtype(dt)?.sum_keepdim(2)?;
         let top = levels.max_keepdim(2)?.to_dtype(DType::U32)?;
         let last = hist.gather(&top, 2)?;
         // (n - last) // 255, robust to the inexact 1/255: integer + 0.5 never rounds across a multiple.
-        let step = last.affine(-1.0, n + 0.5)?.affine(1.0 / 255.0, 0.0)?.floor()?;
-        let unchanged = ((nonzero.le(1.0)?.to_dtype(dt)? + step.le(0.0)?.to_dtype(dt)?)?.clamp(0.0, 1.0))?;
+        let step = last
+            .affine(-1.0, n + 0.5)?
+            .affine(1.0 / 255.0, 0.0)?
+            .floor()?;
+        let unchanged =
+            ((nonzero.le(1.0)?.to_dtype(dt)? + step.le(0.0)?.to_dtype(dt)?)?.clamp(0.0, 1.0))?;
         let safe_step = (&step + &unchanged)?;
         let half = safe_step.affine(0.5, 0.0)?.floor()?;
         let before = (hist.cumsum(2)? - &hist)?;
-        let lut = before.broadcast_add(&half)?.broadcast_div(&safe_step)?.floor()?.clamp(0.0, 255.0)?;
-        let eq = lut.gather(&idx, 2)?.affine(1.0 / 255.0, 0.0)?.reshape((b, c, h, w))?;
+        let lut = before
+            .broadcast_add(&half)?
+            .broadcast_div(&safe_step)?
+            .floor()?
+            .clamp(0.0, 255.0)?;
+        let eq = lut
+            .gather(&idx, 2)?
+            .affine(1.0 / 255.0, 0.0)?
+            .reshape((b, c, h, w))?;
         let unchanged = unchanged.unsqueeze(3)?;
-        let hard = (x.broadcast_mul(&unchanged)? + eq.broadcast_mul(&unchanged.affine(-1.0, 1.0)?)?)?;
+        let hard =
+            (x.broadcast_mul(&unchanged)? + eq.broadcast_mul(&unchanged.affine(-1.0, 1.0)?)?)?;
         hard + (images - images.detach())?
     }
 }
 
-simple_op!(Identity, "identity", None, |_: &Identity| MagnitudeGrad::None);
+simple_op!(Identity, "identity", None, |_: &Identity| {
+    MagnitudeGrad::None
+});
 simple_op!(Invert, "invert", None, |_: &Invert| MagnitudeGrad::None);
-simple_op!(Solarize, "solarize", Some(SOLARIZE_RANGE), |s: &Solarize| s.estimator.magnitude_grad());
-simple_op!(Posterize, "posterize", Some(POSTERIZE_RANGE), |s: &Posterize| s.estimator.magnitude_grad());
-simple_op!(AutoContrast, "auto_contrast", None, |_: &AutoContrast| MagnitudeGrad::None);
-simple_op!(Equalize, "equalize", None, |_: &Equalize| MagnitudeGrad::None);
+simple_op!(
+    Solarize,
+    "solarize",
+    Some(SOLARIZE_RANGE),
+    |s: &Solarize| s.estimator.magnitude_grad()
+);
+simple_op!(
+    Posterize,
+    "posterize",
+    Some(POSTERIZE_RANGE),
+    |s: &Posterize| s.estimator.magnitude_grad()
+);
+simple_op!(AutoContrast, "auto_contrast", None, |_: &AutoContrast| {
+    MagnitudeGrad::None
+});
+simple_op!(Equalize, "equalize", None, |_: &Equalize| {
+    MagnitudeGrad::None
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PointOp {
@@ -266,7 +347,10 @@ struct PointKernel {
 
 /// Posterize bits for magnitude `m` (4..=8).
 fn posterize_bits(m: f32) -> u32 {
-    POSTERIZE_RANGE.param(m, 1.0).floor().clamp(POSTERIZE_RANGE.low, POSTERIZE_RANGE.high) as u32
+    POSTERIZE_RANGE
+        .param(m, 1.0)
+        .floor()
+        .clamp(POSTERIZE_RANGE.low, POSTERIZE_RANGE.high) as u32
 }
 
 /// The u8 level of `x` (round half up, clamped).
@@ -308,7 +392,12 @@ fn channel_range(plane: &[f32]) -> (f32, f32, bool) {
             hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
         }
     }
-    let (mut lo, mut hi) = lo.iter().zip(&hi).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (l, h)| (a.min(*l), b.max(*h)));
+    let (mut lo, mut hi) = lo
+        .iter()
+        .zip(&hi)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (l, h)| {
+            (a.min(*l), b.max(*h))
+        });
     for &x in chunks.remainder() {
         lo = lo.min(x);
         hi = hi.max(x);
@@ -342,20 +431,31 @@ impl ImageKernel for PointKernel {
                 }
             }
             PointOp::AutoContrast => {
-                for (d, s) in dst.chunks_exact_mut(dims.plane()).zip(src.chunks_exact(dims.plane())) {
+                for (d, s) in dst
+                    .chunks_exact_mut(dims.plane())
+                    .zip(src.chunks_exact(dims.plane()))
+                {
                     let (lo, hi, stretch) = channel_range(s);
                     if stretch {
                         let spread = hi - lo;
-                        d.iter_mut().zip(s).for_each(|(d, x)| *d = (x - lo) / spread);
+                        d.iter_mut()
+                            .zip(s)
+                            .for_each(|(d, x)| *d = (x - lo) / spread);
                     } else {
                         d.copy_from_slice(s);
                     }
                 }
             }
             PointOp::Equalize => {
-                for (d, s) in dst.chunks_exact_mut(dims.plane()).zip(src.chunks_exact(dims.plane())) {
+                for (d, s) in dst
+                    .chunks_exact_mut(dims.plane())
+                    .zip(src.chunks_exact(dims.plane()))
+                {
                     match equalize_lut(s) {
-                        Some(lut) => d.iter_mut().zip(s).for_each(|(d, &x)| *d = lut[level(x) as usize]),
+                        Some(lut) => d
+                            .iter_mut()
+                            .zip(s)
+                            .for_each(|(d, &x)| *d = lut[level(x) as usize]),
                         None => d.copy_from_slice(s),
                     }
                 }
@@ -373,14 +473,21 @@ impl ImageKernel for PointKernel {
         scale: f32,
         grad_src: &mut [f32],
     ) -> f32 {
-        let straight_through = |gs: &mut [f32]| gs.iter_mut().zip(grad_out).for_each(|(v, g)| *v += scale * g);
+        let straight_through = |gs: &mut [f32]| {
+            gs.iter_mut()
+                .zip(grad_out)
+                .for_each(|(v, g)| *v += scale * g)
+        };
         match self.op {
             PointOp::Identity | PointOp::Equalize => {
                 straight_through(grad_src);
                 0.0
             }
             PointOp::Invert => {
-                grad_src.iter_mut().zip(grad_out).for_each(|(v, g)| *v -= scale * g);
+                grad_src
+                    .iter_mut()
+                    .zip(grad_out)
+                    .for_each(|(v, g)| *v -= scale * g);
                 0.0
             }
             PointOp::Solarize(estimator) => {
@@ -389,7 +496,11 @@ impl ImageKernel for PointKernel {
                 let t = SOLARIZE_RANGE.high * magnitude;
                 let mut dm = 0f32;
                 for ((v, &g), &x) in grad_src.iter_mut().zip(grad_out).zip(src) {
-                    *v += if x * 255.0 >= thr { -scale * g } else { scale * g };
+                    *v += if x * 255.0 >= thr {
+                        -scale * g
+                    } else {
+                        scale * g
+                    };
                     dm += match estimator {
                         Estimator::StraightThrough => g,
                         Estimator::Surrogate => {
@@ -415,7 +526,9 @@ impl ImageKernel for PointKernel {
                     Estimator::Surrogate => {
                         // d/dm [-(2^(8 - b) - 1) / 510], b = 4 + 4 m: 2^(4 - 4 m) 4 ln 2 / 510.
                         let span = POSTERIZE_RANGE.high - POSTERIZE_RANGE.low;
-                        let q = ((8.0 - POSTERIZE_RANGE.low - span * magnitude) * std::f32::consts::LN_2).exp();
+                        let q = ((8.0 - POSTERIZE_RANGE.low - span * magnitude)
+                            * std::f32::consts::LN_2)
+                            .exp();
                         total * q * span * std::f32::consts::LN_2 / 510.0
                     }
                 }

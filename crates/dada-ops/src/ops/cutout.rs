@@ -10,7 +10,11 @@ use crate::params::random_centers;
 use crate::{AugOp, Estimator, MagnitudeGrad, MagnitudeRange, OpParams};
 
 /// Cutout side range as a fraction of the image width: `side = 0.2 m W`.
-pub const CUTOUT_RANGE: MagnitudeRange = MagnitudeRange { low: 0.0, high: 0.2, symmetric: false };
+pub const CUTOUT_RANGE: MagnitudeRange = MagnitudeRange {
+    low: 0.0,
+    high: 0.2,
+    symmetric: false,
+};
 /// Cutout fill colour, `(125, 123, 114) / 255` (channel `c` of other channel counts uses
 /// entry `c % 3`).
 pub const CUTOUT_FILL: [f32; 3] = [125.0 / 255.0, 123.0 / 255.0, 114.0 / 255.0];
@@ -46,7 +50,10 @@ pub struct Cutout {
 impl Cutout {
     /// The op with the given edge and the default (surrogate) estimator.
     pub fn new(edge: CutoutEdge) -> Self {
-        Self { edge, estimator: Estimator::default() }
+        Self {
+            edge,
+            estimator: Estimator::default(),
+        }
     }
 
     /// The same op with another magnitude-gradient estimator for the hard edge.
@@ -70,12 +77,20 @@ impl AugOp for Cutout {
         }
     }
     fn sample(&self, b_sz: usize, rng: &mut StdRng, dev: &Device) -> Result<OpParams> {
-        Ok(OpParams { centers: Some(random_centers(b_sz, rng, dev)?), ..OpParams::default() })
+        Ok(OpParams {
+            centers: Some(random_centers(b_sz, rng, dev)?),
+            ..OpParams::default()
+        })
     }
     fn apply(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
         dispatch(self, images, magnitudes, params)
     }
-    fn apply_reference(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
+    fn apply_reference(
+        &self,
+        images: &Tensor,
+        magnitudes: &Tensor,
+        params: &OpParams,
+    ) -> Result<Tensor> {
         check_inputs(self.name(), images, magnitudes)?;
         self.reference(images, magnitudes, params)
     }
@@ -97,7 +112,11 @@ fn centers_vec(params: &OpParams, b: usize) -> Result<Vec<[f32; 2]>> {
             if t.dims() != [b, 2] {
                 bail!("cutout: centers must be ({b}, 2), got {:?}", t.dims())
             }
-            Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?.into_iter().map(|r| [r[0], r[1]]).collect())
+            Ok(t.to_dtype(DType::F32)?
+                .to_vec2::<f32>()?
+                .into_iter()
+                .map(|r| [r[0], r[1]])
+                .collect())
         }
     }
 }
@@ -161,7 +180,10 @@ impl CutoutKernel {
         let k = (CUTOUT_RANGE.high as f64 * dims.w as f64) as f32;
         let s = magnitude * k;
         let [ry, rx] = self.centers[index];
-        (Span::new(ry * dims.h as f32, s), Span::new(rx * dims.w as f32, s))
+        (
+            Span::new(ry * dims.h as f32, s),
+            Span::new(rx * dims.w as f32, s),
+        )
     }
 }
 
@@ -174,7 +196,11 @@ struct AxisTables {
 
 impl AxisTables {
     fn new(span: Span, len: usize) -> Self {
-        let mut t = AxisTables { hard: vec![0.0; len], soft: vec![0.0; len], dsoft: vec![0.0; len] };
+        let mut t = AxisTables {
+            hard: vec![0.0; len],
+            soft: vec![0.0; len],
+            dsoft: vec![0.0; len],
+        };
         for j in 0..len {
             t.hard[j] = span.hard(j, len) as u8 as f32;
             (t.soft[j], t.dsoft[j]) = span.soft(j);
@@ -272,20 +298,28 @@ impl Cutout {
             let center = rel.affine(len as f64, 0.0)?;
             let a = (center - side.affine(0.5, 0.0)?)?.maximum(0f64)?;
             let e = (&a + &side)?;
-            let j = Tensor::arange(0u32, len as u32, dev)?.to_dtype(dt)?.unsqueeze(0)?;
+            let j = Tensor::arange(0u32, len as u32, dev)?
+                .to_dtype(dt)?
+                .unsqueeze(0)?;
             let (a, e) = (a.unsqueeze(1)?, e.unsqueeze(1)?);
-            let soft = (j.affine(1.0, 1.0)?.broadcast_minimum(&e)? - j.broadcast_maximum(&a)?)?.clamp(0f64, 1f64)?;
+            let soft = (j.affine(1.0, 1.0)?.broadcast_minimum(&e)? - j.broadcast_maximum(&a)?)?
+                .clamp(0f64, 1f64)?;
             let start = a.detach().floor()?;
-            let last = (&start + side.detach().unsqueeze(1)?)?.floor()?.minimum((len - 1) as f64)?;
+            let last = (&start + side.detach().unsqueeze(1)?)?
+                .floor()?
+                .minimum((len - 1) as f64)?;
             let positive = side.detach().gt(0f64)?.to_dtype(dt)?.unsqueeze(1)?;
-            let hard = (j.broadcast_ge(&start)?.to_dtype(dt)? * j.broadcast_le(&last)?.to_dtype(dt)?)?
-                .broadcast_mul(&positive)?;
+            let hard = (j.broadcast_ge(&start)?.to_dtype(dt)?
+                * j.broadcast_le(&last)?.to_dtype(dt)?)?
+            .broadcast_mul(&positive)?;
             Ok((soft, hard))
         };
         let (soft_y, hard_y) = axis(centers.narrow(1, 0, 1)?.squeeze(1)?, h)?;
         let (soft_x, hard_x) = axis(centers.narrow(1, 1, 1)?.squeeze(1)?, w)?;
         let outer = |y: &Tensor, x: &Tensor| -> Result<Tensor> {
-            y.unsqueeze(2)?.broadcast_mul(&x.unsqueeze(1)?)?.unsqueeze(1)
+            y.unsqueeze(2)?
+                .broadcast_mul(&x.unsqueeze(1)?)?
+                .unsqueeze(1)
         };
         let fill: Vec<f32> = (0..c).map(|i| CUTOUT_FILL[i % 3]).collect();
         let fill = Tensor::from_vec(fill, (1, c, 1, 1), dev)?.to_dtype(dt)?;

@@ -10,7 +10,11 @@ use crate::ops::{luma_weights, per_image4};
 use crate::{AugOp, MagnitudeGrad, MagnitudeRange, OpParams};
 
 /// The enhance factor range shared by the four blends: `f = 0.1 + 1.8 m`, m = 0.5 is identity.
-pub const ENHANCE_RANGE: MagnitudeRange = MagnitudeRange { low: 0.1, high: 1.9, symmetric: false };
+pub const ENHANCE_RANGE: MagnitudeRange = MagnitudeRange {
+    low: 0.1,
+    high: 1.9,
+    symmetric: false,
+};
 
 macro_rules! enhance_op {
     ($(#[$doc:meta])* $name:ident, $kind:expr) => {
@@ -149,10 +153,15 @@ fn smooth_plane(s: &[f32], h: usize, w: usize, d: &mut [f32]) {
         return;
     }
     for y in 1..h - 1 {
-        let (r0, r1, r2) = (&s[(y - 1) * w..y * w], &s[y * w..(y + 1) * w], &s[(y + 1) * w..(y + 2) * w]);
+        let (r0, r1, r2) = (
+            &s[(y - 1) * w..y * w],
+            &s[y * w..(y + 1) * w],
+            &s[(y + 1) * w..(y + 2) * w],
+        );
         let out = &mut d[y * w + 1..y * w + w - 1];
         for (x, o) in out.iter_mut().enumerate() {
-            let sum = (r0[x] + r0[x + 1] + r0[x + 2]) + (r1[x] + 5.0 * r1[x + 1] + r1[x + 2])
+            let sum = (r0[x] + r0[x + 1] + r0[x + 2])
+                + (r1[x] + 5.0 * r1[x + 1] + r1[x + 2])
                 + (r2[x] + r2[x + 1] + r2[x + 2]);
             *o = sum * (1.0 / 13.0);
         }
@@ -262,11 +271,16 @@ impl ImageKernel for EnhanceKernel {
         let plane = dims.plane();
         let mut deg = Vec::new();
         self.degenerate(src, dims, &mut deg);
-        for (c, (s, d)) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)).enumerate() {
+        for (c, (s, d)) in src
+            .chunks_exact(plane)
+            .zip(dst.chunks_exact_mut(plane))
+            .enumerate()
+        {
             match self.deg_plane(&deg, c, plane) {
-                DegPlane::Scalar(g) => {
-                    d.iter_mut().zip(s).for_each(|(d, x)| *d = (g + f * (x - g)).clamp(0.0, 1.0))
-                }
+                DegPlane::Scalar(g) => d
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(d, x)| *d = (g + f * (x - g)).clamp(0.0, 1.0)),
                 DegPlane::Plane(gp) => {
                     for ((d, x), g) in d.iter_mut().zip(s).zip(gp) {
                         *d = (g + f * (x - g)).clamp(0.0, 1.0);
@@ -295,7 +309,12 @@ impl ImageKernel for EnhanceKernel {
         let mut df = 0f32;
         for c in 0..dims.c {
             let r = c * plane..(c + 1) * plane;
-            let (s, g, m, gs) = (&src[r.clone()], &grad_out[r.clone()], &mut gm[r.clone()], &mut grad_src[r]);
+            let (s, g, m, gs) = (
+                &src[r.clone()],
+                &grad_out[r.clone()],
+                &mut gm[r.clone()],
+                &mut grad_src[r],
+            );
             let gp: &[f32] = match self.deg_plane(&deg, c, plane) {
                 DegPlane::Scalar(v) => {
                     for i in 0..plane {
@@ -324,7 +343,9 @@ impl ImageKernel for EnhanceKernel {
                 let total = sum8(gm.len(), |i| gm[i]);
                 for (c, wc) in weights.iter().enumerate() {
                     let add = k * wc * total / plane as f32;
-                    grad_src[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v += add);
+                    grad_src[c * plane..(c + 1) * plane]
+                        .iter_mut()
+                        .for_each(|v| *v += add);
                 }
             }
             EnhanceKind::Color => {
@@ -335,7 +356,10 @@ impl ImageKernel for EnhanceKernel {
                 }
                 for (c, wc) in weights.iter().enumerate() {
                     let kw = k * wc;
-                    for (v, t) in grad_src[c * plane..(c + 1) * plane].iter_mut().zip(&per_pixel) {
+                    for (v, t) in grad_src[c * plane..(c + 1) * plane]
+                        .iter_mut()
+                        .zip(&per_pixel)
+                    {
                         *v += kw * t;
                     }
                 }
@@ -359,24 +383,35 @@ fn enhance_reference(kind: EnhanceKind, images: &Tensor, magnitudes: &Tensor) ->
     )?)?;
     let luma = |images: &Tensor| -> Result<Tensor> {
         let weights = luma_weights(kind.name(), c)?;
-        let wt = Tensor::new(weights, images.device())?.to_dtype(images.dtype())?.reshape((1, c, 1, 1))?;
+        let wt = Tensor::new(weights, images.device())?
+            .to_dtype(images.dtype())?
+            .reshape((1, c, 1, 1))?;
         images.broadcast_mul(&wt)?.sum_keepdim(1)
     };
     let deg = match kind {
         EnhanceKind::Brightness => return images.broadcast_mul(&f)?.clamp(0f32, 1f32),
-        EnhanceKind::Contrast => luma(images)?.reshape((b, 1, h * w))?.mean_keepdim(2)?.unsqueeze(3)?,
+        EnhanceKind::Contrast => luma(images)?
+            .reshape((b, 1, h * w))?
+            .mean_keepdim(2)?
+            .unsqueeze(3)?,
         EnhanceKind::Color => luma(images)?,
         EnhanceKind::Sharpness => {
             if h < 3 || w < 3 {
                 images.clone()
             } else {
-                let mut sum = images.narrow(2, 1, h - 2)?.narrow(3, 1, w - 2)?.affine(4.0, 0.0)?;
+                let mut sum = images
+                    .narrow(2, 1, h - 2)?
+                    .narrow(3, 1, w - 2)?
+                    .affine(4.0, 0.0)?;
                 for dy in 0..3 {
                     for dx in 0..3 {
                         sum = (sum + images.narrow(2, dy, h - 2)?.narrow(3, dx, w - 2)?)?;
                     }
                 }
-                let inner = sum.affine(1.0 / 13.0, 0.0)?.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
+                let inner = sum
+                    .affine(1.0 / 13.0, 0.0)?
+                    .pad_with_zeros(2, 1, 1)?
+                    .pad_with_zeros(3, 1, 1)?;
                 let border: Vec<f32> = (0..h * w)
                     .map(|i| {
                         let (y, x) = (i / w, i % w);
@@ -387,12 +422,13 @@ fn enhance_reference(kind: EnhanceKind, images: &Tensor, magnitudes: &Tensor) ->
                         }
                     })
                     .collect();
-                let border = Tensor::from_vec(border, (1, 1, h, w), images.device())?.to_dtype(images.dtype())?;
+                let border = Tensor::from_vec(border, (1, 1, h, w), images.device())?
+                    .to_dtype(images.dtype())?;
                 (inner + images.broadcast_mul(&border)?)?
             }
         }
     };
     let diff = images.broadcast_sub(&deg)?;
-    deg.broadcast_add(&diff.broadcast_mul(&f)?)?.clamp(0f32, 1f32)
+    deg.broadcast_add(&diff.broadcast_mul(&f)?)?
+        .clamp(0f32, 1f32)
 }
-

@@ -147,7 +147,12 @@ impl AugOp for FlipLR {
     fn apply(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
         dispatch(self, images, magnitudes, params)
     }
-    fn apply_reference(&self, images: &Tensor, magnitudes: &Tensor, _: &OpParams) -> Result<Tensor> {
+    fn apply_reference(
+        &self,
+        images: &Tensor,
+        magnitudes: &Tensor,
+        _: &OpParams,
+    ) -> Result<Tensor> {
         let (_, dims) = check_inputs(self.name(), images, magnitudes)?;
         let idx: Vec<u32> = (0..dims.w as u32).rev().collect();
         let idx = Tensor::new(idx.as_slice(), images.device())?;
@@ -189,7 +194,11 @@ impl AffineKind {
             AffineKind::TranslateX | AffineKind::TranslateY => (-0.45, 0.45),
             AffineKind::Rotate => (-30.0, 30.0),
         };
-        MagnitudeRange { low, high, symmetric: true }
+        MagnitudeRange {
+            low,
+            high,
+            symmetric: true,
+        }
     }
 
     /// PIL's affine coefficients `(a, b, c, d, e, f)` (output pixel centre `(X, Y)` maps to input
@@ -198,12 +207,14 @@ impl AffineKind {
         match self {
             AffineKind::ShearX => ([1., p, 0., 0., 1., 0.], [0., 1., 0., 0., 0., 0.]),
             AffineKind::ShearY => ([1., 0., 0., p, 1., 0.], [0., 0., 0., 1., 0., 0.]),
-            AffineKind::TranslateX => {
-                ([1., 0., p * w as f64, 0., 1., 0.], [0., 0., w as f64, 0., 0., 0.])
-            }
-            AffineKind::TranslateY => {
-                ([1., 0., 0., 0., 1., p * h as f64], [0., 0., 0., 0., 0., h as f64])
-            }
+            AffineKind::TranslateX => (
+                [1., 0., p * w as f64, 0., 1., 0.],
+                [0., 0., w as f64, 0., 0., 0.],
+            ),
+            AffineKind::TranslateY => (
+                [1., 0., 0., 0., 1., p * h as f64],
+                [0., 0., 0., 0., 0., h as f64],
+            ),
             AffineKind::Rotate => {
                 let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
                 let theta = p * (-PI / 180.0);
@@ -212,8 +223,22 @@ impl AffineKind {
                 let dt = -PI / 180.0;
                 let (dc, ds) = (-s * dt, c * dt);
                 (
-                    [c, s, c * (-cx) + s * (-cy) + cx, -s, c, s * cx + c * (-cy) + cy],
-                    [dc, ds, dc * (-cx) + ds * (-cy), -ds, dc, ds * cx + dc * (-cy)],
+                    [
+                        c,
+                        s,
+                        c * (-cx) + s * (-cy) + cx,
+                        -s,
+                        c,
+                        s * cx + c * (-cy) + cy,
+                    ],
+                    [
+                        dc,
+                        ds,
+                        dc * (-cx) + ds * (-cy),
+                        -ds,
+                        dc,
+                        ds * cx + dc * (-cy),
+                    ],
                 )
             }
         }
@@ -225,8 +250,22 @@ impl AffineKind {
         let ones = p.ones_like()?;
         let zeros = p.zeros_like()?;
         Ok(match self {
-            AffineKind::ShearX => [ones.clone(), p.clone(), zeros.clone(), zeros, ones, p.zeros_like()?],
-            AffineKind::ShearY => [ones.clone(), zeros.clone(), zeros.clone(), p.clone(), ones, zeros],
+            AffineKind::ShearX => [
+                ones.clone(),
+                p.clone(),
+                zeros.clone(),
+                zeros,
+                ones,
+                p.zeros_like()?,
+            ],
+            AffineKind::ShearY => [
+                ones.clone(),
+                zeros.clone(),
+                zeros.clone(),
+                p.clone(),
+                ones,
+                zeros,
+            ],
             AffineKind::TranslateX => {
                 let tx = p.affine(w as f64, 0.0)?;
                 [ones.clone(), zeros.clone(), tx, zeros.clone(), ones, zeros]
@@ -258,7 +297,8 @@ enum NearestMap {
 impl NearestMap {
     fn new(a: [f64; 6], dims: ImageDims) -> Self {
         let check = |x: f64, y: f64| {
-            (x * a[0] + y * a[1] + a[2]).abs() < 32768.0 && (x * a[3] + y * a[4] + a[5]).abs() < 32768.0
+            (x * a[0] + y * a[1] + a[2]).abs() < 32768.0
+                && (x * a[3] + y * a[4] + a[5]).abs() < 32768.0
         };
         let (w, h) = (dims.w as f64, dims.h as f64);
         let scale_only = a[1] == 0.0 && a[3] == 0.0;
@@ -282,7 +322,10 @@ impl NearestMap {
         let (xi, yi) = match self {
             NearestMap::Fixed(f) => {
                 let (x, y) = (x as i64, y as i64);
-                ((f[2] + y * f[1] + x * f[0]) >> 16, (f[5] + y * f[4] + x * f[3]) >> 16)
+                (
+                    (f[2] + y * f[1] + x * f[0]) >> 16,
+                    (f[5] + y * f[4] + x * f[3]) >> 16,
+                )
             }
             NearestMap::Float(a) => {
                 let (xx, yy) = (x as f64 + 0.5, y as f64 + 0.5);
@@ -323,13 +366,24 @@ impl Taps {
             let i = y0 as usize * dims.w + x0 as usize;
             return Taps {
                 idx: [i, i + 1, i + dims.w, i + dims.w + 1],
-                weight: [wxs[0] * wys[0], wxs[1] * wys[0], wxs[0] * wys[1], wxs[1] * wys[1]],
+                weight: [
+                    wxs[0] * wys[0],
+                    wxs[1] * wys[0],
+                    wxs[0] * wys[1],
+                    wxs[1] * wys[1],
+                ],
                 valid: [1.0; 4],
                 fx,
                 fy,
             };
         }
-        let mut t = Taps { idx: [0; 4], weight: [0.0; 4], valid: [0.0; 4], fx, fy };
+        let mut t = Taps {
+            idx: [0; 4],
+            weight: [0.0; 4],
+            valid: [0.0; 4],
+            fx,
+            fy,
+        };
         for k in 0..4 {
             let (dx, dy) = (k & 1, k >> 1);
             let (xi, yi) = (x0 + dx as i64, y0 + dy as i64);
@@ -349,19 +403,6 @@ impl Taps {
             + plane[self.idx[2]] * self.weight[2]
             + plane[self.idx[3]] * self.weight[3]
     }
-
-    /// `(d sample / d u, d sample / d v)`.
-    #[inline(always)]
-    fn deriv(&self, plane: &[f32]) -> (f32, f32) {
-        let v00 = plane[self.idx[0]] * self.valid[0];
-        let v10 = plane[self.idx[1]] * self.valid[1];
-        let v01 = plane[self.idx[2]] * self.valid[2];
-        let v11 = plane[self.idx[3]] * self.valid[3];
-        let (fx, fy) = (self.fx, self.fy);
-        let du = (1.0 - fy) * (v10 - v00) + fy * (v11 - v01);
-        let dv = (1.0 - fx) * (v01 - v00) + fx * (v11 - v10);
-        (du, dv)
-    }
 }
 
 /// `floor(v)` as an integer without a libm call (truncate, then step down for negatives).
@@ -376,7 +417,10 @@ fn floor_i64(v: f32) -> i64 {
 #[inline(always)]
 fn coords(a: &[f64; 6], x: usize, y: usize) -> (f32, f32) {
     let (xx, yy) = (x as f64 + 0.5, y as f64 + 0.5);
-    ((a[0] * xx + a[1] * yy + a[2]) as f32, (a[3] * xx + a[4] * yy + a[5]) as f32)
+    (
+        (a[0] * xx + a[1] * yy + a[2]) as f32,
+        (a[3] * xx + a[4] * yy + a[5]) as f32,
+    )
 }
 
 /// Marks an output pixel filled with 0 in a nearest-index table.
@@ -449,7 +493,10 @@ impl ImageKernel for AffineKernel {
         let plane = dims.plane();
         if self.interpolation == Interpolation::Nearest {
             let table = Self::nearest_table(a, dims);
-            for (g, gs) in grad_out.chunks_exact(plane).zip(grad_src.chunks_exact_mut(plane)) {
+            for (g, gs) in grad_out
+                .chunks_exact(plane)
+                .zip(grad_src.chunks_exact_mut(plane))
+            {
                 for (&q, &gv) in table.iter().zip(g) {
                     if q != OUTSIDE {
                         gs[q as usize] += scale * gv;
@@ -463,16 +510,27 @@ impl ImageKernel for AffineKernel {
         // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear derivative;
         // the surrogate under nearest sampling).
         let bilinear = self.interpolation == Interpolation::Bilinear;
+        let da32 = da.map(|v| v as f32);
         let mut dp = 0f64;
         for y in 0..dims.h {
             let yy = y as f32 + 0.5;
-            let mut row = 0f32;
+            let (du_row, dv_row) = (da32[1] * yy + da32[2], da32[4] * yy + da32[5]);
+            let mut row = [0f32; 4];
             for x in 0..dims.w {
                 let xx = x as f32 + 0.5;
                 let (u, v) = coords(&a, x, y);
                 let taps = Taps::new(u, v, dims);
-                let du_dp = da[0] as f32 * xx + da[1] as f32 * yy + da[2] as f32;
-                let dv_dp = da[3] as f32 * xx + da[4] as f32 * yy + da[5] as f32;
+                let du_dp = da32[0] * xx + du_row;
+                let dv_dp = da32[3] * xx + dv_row;
+                // d sample / d p = sum_k value_k * e_k, from the bilinear derivative:
+                // du = (1 - fy)(v10 - v00) + fy (v11 - v01), dv = (1 - fx)(v01 - v00) + fx (v11 - v10).
+                let (fx, fy) = (taps.fx, taps.fy);
+                let e = [
+                    (-(1.0 - fy) * du_dp - (1.0 - fx) * dv_dp) * taps.valid[0],
+                    ((1.0 - fy) * du_dp - fx * dv_dp) * taps.valid[1],
+                    (-fy * du_dp + (1.0 - fx) * dv_dp) * taps.valid[2],
+                    (fy * du_dp + fx * dv_dp) * taps.valid[3],
+                ];
                 let o = y * dims.w + x;
                 for c in 0..dims.c {
                     let g = grad_out[c * plane + o];
@@ -484,11 +542,14 @@ impl ImageKernel for AffineKernel {
                             gs[taps.idx[k]] += sg * taps.weight[k];
                         }
                     }
-                    let (du, dv) = taps.deriv(src_c);
-                    row += g * (du * du_dp + dv * dv_dp);
+                    let d = src_c[taps.idx[0]] * e[0]
+                        + src_c[taps.idx[1]] * e[1]
+                        + src_c[taps.idx[2]] * e[2]
+                        + src_c[taps.idx[3]] * e[3];
+                    row[c & 3] += g * d;
                 }
             }
-            dp += row as f64;
+            dp += row.iter().sum::<f32>() as f64;
         }
         (dp * range.dparam_dm(sign) as f64) as f32
     }
@@ -515,7 +576,10 @@ impl ImageKernel for FlipKernel {
         scale: f32,
         grad_src: &mut [f32],
     ) -> f32 {
-        for (gs, g) in grad_src.chunks_exact_mut(dims.w).zip(grad_out.chunks_exact(dims.w)) {
+        for (gs, g) in grad_src
+            .chunks_exact_mut(dims.w)
+            .zip(grad_out.chunks_exact(dims.w))
+        {
             for (gv, go) in gs.iter_mut().zip(g.iter().rev()) {
                 *gv += scale * go;
             }
@@ -596,7 +660,13 @@ fn gather_pixels(images: &Tensor, xi: &Tensor, yi: &Tensor) -> Result<(Tensor, T
 
 /// PIL's nearest source pixel `(xi, yi)` (integer-valued f64 `(B, HW)`) for affine
 /// coefficients `a` (six `(B,)` f64) and float coordinates `(u, v)`: see `NearestMap`.
-fn nearest_indices(a: &[Tensor; 6], u: &Tensor, v: &Tensor, h: usize, w: usize) -> Result<(Tensor, Tensor)> {
+fn nearest_indices(
+    a: &[Tensor; 6],
+    u: &Tensor,
+    v: &Tensor,
+    h: usize,
+    w: usize,
+) -> Result<(Tensor, Tensor)> {
     let dev = u.device();
     let col = |t: &Tensor| t.unsqueeze(1);
     let fix = |t: &Tensor| t.affine(65536.0, 0.5)?.floor();
@@ -624,7 +694,12 @@ fn nearest_indices(a: &[Tensor; 6], u: &Tensor, v: &Tensor, h: usize, w: usize) 
     // Fixed point unless a pure scale/translation or a corner could overflow 16.16.
     let to_f = |t: Tensor| t.to_dtype(DType::F64);
     let mut use_fixed = to_f((a[1].abs()? + a[3].abs()?)?.gt(0f64)?)?;
-    for (x, y) in [(0.0, 0.0), (w as f64, h as f64), (0.0, h as f64), (w as f64, 0.0)] {
+    for (x, y) in [
+        (0.0, 0.0),
+        (w as f64, h as f64),
+        (0.0, h as f64),
+        (w as f64, 0.0),
+    ] {
         for (c0, c1, c2) in [(&a[0], &a[1], &a[2]), (&a[3], &a[4], &a[5])] {
             let at = ((c0.affine(x, 0.0)? + c1.affine(y, 0.0)?)? + c2)?;
             use_fixed = (use_fixed * to_f(at.abs()?.lt(32768f64)?)?)?;
@@ -642,7 +717,8 @@ fn nearest_indices(a: &[Tensor; 6], u: &Tensor, v: &Tensor, h: usize, w: usize) 
 fn nearest_sample(images: &Tensor, xi: &Tensor, yi: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = images.dims4()?;
     let (vals, valid) = gather_pixels(images, xi, yi)?;
-    vals.broadcast_mul(&valid.to_dtype(images.dtype())?)?.reshape((b, c, h, w))
+    vals.broadcast_mul(&valid.to_dtype(images.dtype())?)?
+        .reshape((b, c, h, w))
 }
 
 /// Bilinear sampling at input coordinates `(u, v)` with zero padding; differentiable in the
@@ -655,9 +731,20 @@ fn bilinear_sample(images: &Tensor, u: &Tensor, v: &Tensor) -> Result<Tensor> {
     let mut acc: Option<Tensor> = None;
     for (dx, dy) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
         let (vals, valid) = gather_pixels(images, &x0.affine(1.0, dx)?, &y0.affine(1.0, dy)?)?;
-        let wx = if dx == 0.0 { fx.affine(-1.0, 1.0)? } else { fx.clone() };
-        let wy = if dy == 0.0 { fy.affine(-1.0, 1.0)? } else { fy.clone() };
-        let weight = (wx * wy)?.unsqueeze(1)?.broadcast_mul(&valid)?.to_dtype(images.dtype())?;
+        let wx = if dx == 0.0 {
+            fx.affine(-1.0, 1.0)?
+        } else {
+            fx.clone()
+        };
+        let wy = if dy == 0.0 {
+            fy.affine(-1.0, 1.0)?
+        } else {
+            fy.clone()
+        };
+        let weight = (wx * wy)?
+            .unsqueeze(1)?
+            .broadcast_mul(&valid)?
+            .to_dtype(images.dtype())?;
         let term = vals.broadcast_mul(&weight)?;
         acc = Some(match acc {
             None => term,

@@ -2,11 +2,11 @@
 use std::sync::Arc;
 
 use candle::{bail, DType, Device, Result, Tensor};
-use rand::rngs::StdRng;
 use rand::rngs::SmallRng;
+use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rayon::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use crate::kernel::{check_inputs, dispatch, ImageDims, ImageKernel};
 use crate::ops::enhance::clamp_grad;
@@ -15,7 +15,11 @@ use crate::params::random_seeds;
 use crate::{AugOp, MagnitudeGrad, MagnitudeRange, OpParams};
 
 /// Noise standard deviation range: `std = 0.1 m`.
-pub const NOISE_RANGE: MagnitudeRange = MagnitudeRange { low: 0.0, high: 0.1, symmetric: false };
+pub const NOISE_RANGE: MagnitudeRange = MagnitudeRange {
+    low: 0.0,
+    high: 0.1,
+    symmetric: false,
+};
 
 /// Additive Gaussian noise, `out = clip(x + 0.1 m n)` with `n` standard normal.
 ///
@@ -36,7 +40,11 @@ pub fn noise_values(params: &OpParams, shape: (usize, usize, usize, usize)) -> R
     let (b, c, h, w) = shape;
     if let Some(n) = &params.noise {
         if n.dims() != [b, c, h, w] {
-            bail!("noise: params.noise must be {:?}, got {:?}", [b, c, h, w], n.dims())
+            bail!(
+                "noise: params.noise must be {:?}, got {:?}",
+                [b, c, h, w],
+                n.dims()
+            )
         }
         return n.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
     }
@@ -49,10 +57,14 @@ pub fn noise_values(params: &OpParams, shape: (usize, usize, usize, usize)) -> R
     let n = c * h * w;
     let mut out = vec![0f32; b * n];
     if n > 0 {
-        out.par_chunks_mut(n).zip(seeds.par_iter()).for_each(|(chunk, &seed)| {
-            let mut rng = SmallRng::seed_from_u64(seed);
-            chunk.iter_mut().for_each(|z| *z = StandardNormal.sample(&mut rng));
-        });
+        out.par_chunks_mut(n)
+            .zip(seeds.par_iter())
+            .for_each(|(chunk, &seed)| {
+                let mut rng = SmallRng::seed_from_u64(seed);
+                chunk
+                    .iter_mut()
+                    .for_each(|z| *z = StandardNormal.sample(&mut rng));
+            });
     }
     Ok(out)
 }
@@ -68,17 +80,29 @@ impl AugOp for Noise {
         MagnitudeGrad::Exact
     }
     fn sample(&self, b_sz: usize, rng: &mut StdRng, _dev: &Device) -> Result<OpParams> {
-        Ok(OpParams { seeds: Some(random_seeds(b_sz, rng)), ..OpParams::default() })
+        Ok(OpParams {
+            seeds: Some(random_seeds(b_sz, rng)),
+            ..OpParams::default()
+        })
     }
     fn apply(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
         dispatch(self, images, magnitudes, params)
     }
-    fn apply_reference(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
+    fn apply_reference(
+        &self,
+        images: &Tensor,
+        magnitudes: &Tensor,
+        params: &OpParams,
+    ) -> Result<Tensor> {
         check_inputs(self.name(), images, magnitudes)?;
         let noise = match &params.noise {
             Some(n) => n.to_dtype(images.dtype())?,
-            None => Tensor::from_vec(noise_values(params, images.dims4()?)?, images.shape(), images.device())?
-                .to_dtype(images.dtype())?,
+            None => Tensor::from_vec(
+                noise_values(params, images.dims4()?)?,
+                images.shape(),
+                images.device(),
+            )?
+            .to_dtype(images.dtype())?,
         };
         let std = per_image4(&magnitudes.affine(NOISE_RANGE.high as f64, 0.0)?)?;
         (images + noise.broadcast_mul(&std)?)?.clamp(0f32, 1f32)
@@ -88,7 +112,9 @@ impl AugOp for Noise {
         params: &OpParams,
         shape: (usize, usize, usize, usize),
     ) -> Result<Option<Arc<dyn ImageKernel>>> {
-        Ok(Some(Arc::new(NoiseKernel { noise: noise_values(params, shape)? })))
+        Ok(Some(Arc::new(NoiseKernel {
+            noise: noise_values(params, shape)?,
+        })))
     }
 }
 

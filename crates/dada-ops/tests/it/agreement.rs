@@ -13,17 +13,28 @@ fn fused_matches_reference_for_every_op() -> Result<()> {
     let r = upstream(shape, 2, DType::F32, &dev)?;
     for (i, op) in all_variants().iter().enumerate() {
         let params = params_for(op.as_ref(), 4, 10 + i as u64, &dev)?;
-        let (fused, fgx, fgm) = value_and_grads(|x, m| op.apply(x, m, &params), &images, &magnitudes, &r)?;
-        let (refr, rgx, rgm) =
-            value_and_grads(|x, m| op.apply_reference(x, m, &params), &images, &magnitudes, &r)?;
+        let (fused, fgx, fgm) =
+            value_and_grads(|x, m| op.apply(x, m, &params), &images, &magnitudes, &r)?;
+        let (refr, rgx, rgm) = value_and_grads(
+            |x, m| op.apply_reference(x, m, &params),
+            &images,
+            &magnitudes,
+            &r,
+        )?;
         let name = label(op.as_ref());
         assert_eq!(fused.dims(), [4, 3, 9, 11], "{name}");
         let dv = max_abs_diff(&fused, &refr)?;
         assert!(dv < 1e-5, "{name}: forward differs by {dv}");
         let dx = max_abs_diff(&fgx, &rgx)?;
-        assert!(dx <= 1e-4 * (1.0 + max_abs(&rgx)?), "{name}: image grads differ by {dx}");
+        assert!(
+            dx <= 1e-4 * (1.0 + max_abs(&rgx)?),
+            "{name}: image grads differ by {dx}"
+        );
         let dm = max_abs_diff(&fgm, &rgm)?;
-        assert!(dm <= 1e-3 * (1.0 + max_abs(&rgm)?), "{name}: magnitude grads differ by {dm}: {fgm} vs {rgm}");
+        assert!(
+            dm <= 1e-3 * (1.0 + max_abs(&rgm)?),
+            "{name}: magnitude grads differ by {dm}: {fgm} vs {rgm}"
+        );
     }
     Ok(())
 }
@@ -37,10 +48,18 @@ fn reference_runs_in_f64_and_matches_f32() -> Result<()> {
     for (i, op) in all_variants().iter().enumerate() {
         let params = params_for(op.as_ref(), 2, 40 + i as u64, &dev)?;
         let a = op.apply(&images, &magnitudes, &params)?;
-        let b = op.apply_reference(&images.to_dtype(DType::F64)?, &magnitudes.to_dtype(DType::F64)?, &params)?;
+        let b = op.apply_reference(
+            &images.to_dtype(DType::F64)?,
+            &magnitudes.to_dtype(DType::F64)?,
+            &params,
+        )?;
         assert_eq!(b.dtype(), DType::F64);
         let d = max_abs_diff(&a, &b)?;
-        assert!(d < 1e-5, "{}: f32 fused vs f64 reference differ by {d}", label(op.as_ref()));
+        assert!(
+            d < 1e-5,
+            "{}: f32 fused vs f64 reference differ by {d}",
+            label(op.as_ref())
+        );
     }
     Ok(())
 }
@@ -53,9 +72,18 @@ fn single_image_and_bad_shapes() -> Result<()> {
     for op in all_variants() {
         let params = params_for(op.as_ref(), 1, 5, &dev)?;
         assert_eq!(op.apply(&image, &m, &params)?.dims(), [1, 3, 5, 5]);
-        let err = op.apply(&image.squeeze(0)?, &m, &params).unwrap_err().to_string();
-        assert!(err.contains(op.name()) && err.contains("(B,C,H,W)"), "{err}");
-        let err = op.apply(&image, &Tensor::new(&[0.1f32, 0.2], &dev)?, &params).unwrap_err().to_string();
+        let err = op
+            .apply(&image.squeeze(0)?, &m, &params)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(op.name()) && err.contains("(B,C,H,W)"),
+            "{err}"
+        );
+        let err = op
+            .apply(&image, &Tensor::new(&[0.1f32, 0.2], &dev)?, &params)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("magnitudes"), "{err}");
     }
     Ok(())

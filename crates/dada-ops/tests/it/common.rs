@@ -16,8 +16,12 @@ pub fn all_variants() -> Vec<Arc<dyn AugOp>> {
         v.push(Arc::new(TranslateY::new(interp)));
         v.push(Arc::new(Rotate::new(interp)));
     }
-    v.push(Arc::new(ShearX::new(Interpolation::Nearest).with_estimator(Estimator::StraightThrough)));
-    v.push(Arc::new(Rotate::new(Interpolation::Nearest).with_estimator(Estimator::StraightThrough)));
+    v.push(Arc::new(
+        ShearX::new(Interpolation::Nearest).with_estimator(Estimator::StraightThrough),
+    ));
+    v.push(Arc::new(
+        Rotate::new(Interpolation::Nearest).with_estimator(Estimator::StraightThrough),
+    ));
     for e in [Estimator::Surrogate, Estimator::StraightThrough] {
         v.push(Arc::new(Solarize::new(e)));
         v.push(Arc::new(Posterize::new(e)));
@@ -48,7 +52,9 @@ pub fn params_for(op: &dyn AugOp, b: usize, seed: u64, dev: &Device) -> Result<O
     let mut rng = StdRng::seed_from_u64(seed);
     let mut p = op.sample(b, &mut rng, dev)?;
     if p.signs.is_some() {
-        let s: Vec<f32> = (0..b).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let s: Vec<f32> = (0..b)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         p.signs = Some(Tensor::new(s.as_slice(), dev)?);
     }
     Ok(p)
@@ -65,22 +71,41 @@ pub fn value_and_grads(
     let m = Var::from_tensor(magnitudes)?;
     let out = f(x.as_tensor(), m.as_tensor())?;
     let grads = (&out * r)?.sum_all()?.backward()?;
-    let gx = grads.get(x.as_tensor()).cloned().unwrap_or(images.zeros_like()?);
-    let gm = grads.get(m.as_tensor()).cloned().unwrap_or(magnitudes.zeros_like()?);
+    let gx = grads
+        .get(x.as_tensor())
+        .cloned()
+        .unwrap_or(images.zeros_like()?);
+    let gm = grads
+        .get(m.as_tensor())
+        .cloned()
+        .unwrap_or(magnitudes.zeros_like()?);
     Ok((out, gx, gm))
 }
 
 /// Largest absolute difference between two tensors.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    (a.to_dtype(DType::F32)? - b.to_dtype(DType::F32)?)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+    (a.to_dtype(DType::F32)? - b.to_dtype(DType::F32)?)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()
 }
 
 /// Largest absolute value of a tensor.
 pub fn max_abs(a: &Tensor) -> Result<f32> {
-    a.to_dtype(DType::F32)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+    a.to_dtype(DType::F32)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()
 }
 
 /// A fixed random upstream gradient of the given shape.
-pub fn upstream(shape: (usize, usize, usize, usize), seed: u64, dtype: DType, dev: &Device) -> Result<Tensor> {
+pub fn upstream(
+    shape: (usize, usize, usize, usize),
+    seed: u64,
+    dtype: DType,
+    dev: &Device,
+) -> Result<Tensor> {
     (testing::test_images(shape, seed, DType::F32, dev)?.affine(2.0, -1.0)?).to_dtype(dtype)
 }

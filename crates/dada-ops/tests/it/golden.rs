@@ -39,7 +39,9 @@ fn to_image(bytes: &[u8], dev: &Device) -> Result<Tensor> {
 /// Rounds `[0, 1]` values to u8 levels.
 fn quantize(t: &Tensor) -> Result<Vec<u8>> {
     let v: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    Ok(v.iter().map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8).collect())
+    Ok(v.iter()
+        .map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect())
 }
 
 /// Runs every case through `apply` (fused) and `apply_reference`, and checks each output pixel
@@ -56,7 +58,10 @@ fn ops_match_pillow_within_one_level() -> Result<()> {
     for (n, case) in cases.iter().enumerate() {
         let op = OpSet::by_name(&case.op).expect("op name");
         seen.insert(op.name());
-        let image = to_image(&inputs[case.image * IMAGE_LEN..(case.image + 1) * IMAGE_LEN], &dev)?;
+        let image = to_image(
+            &inputs[case.image * IMAGE_LEN..(case.image + 1) * IMAGE_LEN],
+            &dev,
+        )?;
         let m = Tensor::new(&[case.magnitude], &dev)?;
         let params = OpParams {
             signs: Some(Tensor::new(&[case.sign], &dev)?),
@@ -66,7 +71,14 @@ fn ops_match_pillow_within_one_level() -> Result<()> {
         let expected = &golden[n * IMAGE_LEN..(n + 1) * IMAGE_LEN];
         for (path, out) in [
             ("fused", op.apply(&image, &m, &params)?),
-            ("reference", op.apply_reference(&image.to_dtype(DType::F64)?, &m.to_dtype(DType::F64)?, &params)?),
+            (
+                "reference",
+                op.apply_reference(
+                    &image.to_dtype(DType::F64)?,
+                    &m.to_dtype(DType::F64)?,
+                    &params,
+                )?,
+            ),
         ] {
             let got = quantize(&out)?;
             let bad: Vec<(usize, u8, u8)> = got
@@ -90,6 +102,11 @@ fn ops_match_pillow_within_one_level() -> Result<()> {
         }
     }
     assert_eq!(seen.len(), 15, "the fixtures cover the paper's 15 ops");
-    assert!(failures.is_empty(), "{} cases differ from Pillow:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases differ from Pillow:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     Ok(())
 }

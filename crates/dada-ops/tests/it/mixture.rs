@@ -20,11 +20,24 @@ fn mixture_grads(
     params: &[OpParams],
     r: &Tensor,
 ) -> Result<[Tensor; 4]> {
-    let (x, m, w) = (Var::from_tensor(images)?, Var::from_tensor(magnitudes)?, Var::from_tensor(weights)?);
-    let f = if fused { weighted_mixture } else { weighted_mixture_reference };
+    let (x, m, w) = (
+        Var::from_tensor(images)?,
+        Var::from_tensor(magnitudes)?,
+        Var::from_tensor(weights)?,
+    );
+    let f = if fused {
+        weighted_mixture
+    } else {
+        weighted_mixture_reference
+    };
     let out = f(ops, x.as_tensor(), m.as_tensor(), w.as_tensor(), params)?;
     let grads = (&out * r)?.sum_all()?.backward()?;
-    let get = |v: &Var| grads.get(v.as_tensor()).cloned().unwrap_or_else(|| v.as_tensor().zeros_like().unwrap());
+    let get = |v: &Var| {
+        grads
+            .get(v.as_tensor())
+            .cloned()
+            .unwrap_or_else(|| v.as_tensor().zeros_like().unwrap())
+    };
     Ok([out.clone(), get(&x), get(&m), get(&w)])
 }
 
@@ -40,13 +53,23 @@ fn fused_mixture_matches_reference() -> Result<()> {
         let mut rng = StdRng::seed_from_u64(23);
         let params = ops.sample_all(b, &mut rng, &dev)?;
         let weights = candle_nn_free_softmax(&Tensor::randn(0f32, 1.0, (b, k), &dev)?)?;
-        for magnitudes in [Tensor::rand(0.05f32, 0.95, b, &dev)?, Tensor::rand(0.05f32, 0.95, (b, k), &dev)?] {
+        for magnitudes in [
+            Tensor::rand(0.05f32, 0.95, b, &dev)?,
+            Tensor::rand(0.05f32, 0.95, (b, k), &dev)?,
+        ] {
             let fused = mixture_grads(true, &ops, &images, &magnitudes, &weights, &params, &r)?;
             let refr = mixture_grads(false, &ops, &images, &magnitudes, &weights, &params, &r)?;
-            for (what, (a, e)) in ["out", "images", "magnitudes", "weights"].iter().zip(fused.iter().zip(&refr)) {
+            for (what, (a, e)) in ["out", "images", "magnitudes", "weights"]
+                .iter()
+                .zip(fused.iter().zip(&refr))
+            {
                 assert_eq!(a.dims(), e.dims(), "{what}");
                 let d = max_abs_diff(a, e)?;
-                assert!(d <= 1e-4 * (1.0 + max_abs(e)?), "{:?} {what}: differ by {d}", ops.names());
+                assert!(
+                    d <= 1e-4 * (1.0 + max_abs(e)?),
+                    "{:?} {what}: differ by {d}",
+                    ops.names()
+                );
             }
         }
     }
@@ -70,7 +93,8 @@ fn mixture_of_one_op_is_that_op() -> Result<()> {
     let mixed = weighted_mixture(&ops, &images, &magnitudes, &weights, &params)?;
     let single = ops.get(0).apply(&images, &magnitudes, &params[0])?;
     assert!(max_abs_diff(&mixed, &single)? < 1e-6);
-    let err = weighted_mixture(&ops, &images, &magnitudes, &weights.squeeze(1)?, &params).unwrap_err();
+    let err =
+        weighted_mixture(&ops, &images, &magnitudes, &weights.squeeze(1)?, &params).unwrap_err();
     assert!(err.to_string().contains("weights must be (3, 1)"), "{err}");
     Ok(())
 }

@@ -6,4 +6,3 @@ mod estimators;
 mod grad_flow;
 // JSON, fast-autoaugment and safetensors round trips; malformed files; sample_discrete.
 mod files;
-mod repro_tmp;
