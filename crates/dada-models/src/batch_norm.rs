@@ -284,6 +284,7 @@ fn affine_forward(x: &[f32], scale: &[f32], shift: &[f32], c: usize, hw: usize, 
 
 /// `dx = a[c] * dz + b[c] * x + d[c]` with `dz = grad` masked by `y > 0` when `relu`; `b` and
 /// `d` may be `None` (zero). Parallel over the batch.
+#[allow(clippy::too_many_arguments)]
 fn affine_backward(x: &[f32], y: &[f32], g: &[f32], a: &[f32], b: &[f32], d: &[f32], c: usize, hw: usize, relu: bool) -> Vec<f32> {
     let mut dx = uninit_vec(x.len());
     let plane = c * hw;
@@ -312,6 +313,7 @@ fn affine_backward(x: &[f32], y: &[f32], g: &[f32], a: &[f32], b: &[f32], d: &[f
 
 /// Per-channel `(sum dz, sum dz * (x - centre[c]))`, `dz` masked by `y > 0` when `relu`;
 /// parallel over channels, each summed in a fixed order (deterministic).
+#[allow(clippy::too_many_arguments)]
 fn channel_grad_sums(x: &[f32], y: &[f32], g: &[f32], centre: &[f32], b_sz: usize, c: usize, hw: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
     (0..c)
         .into_par_iter()

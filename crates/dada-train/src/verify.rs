@@ -42,6 +42,11 @@ pub struct FdCheck {
     pub numeric: f64,
     /// |analytic - numeric| / max(|analytic|, |numeric|, floor).
     pub rel_error: f64,
+    /// Whether the finite difference is trustworthy here: the one-sided slopes on
+    /// `[-eps, 0]` and `[0, eps]` agree within the tolerance. Where they do not, a ReLU or
+    /// bilinear-sampling kink lies inside the interval and the function is not smooth enough to
+    /// check there.
+    pub trusted: bool,
 }
 
 /// The result of a verification.
@@ -58,21 +63,17 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// Fraction of checks within `tolerance`.
-    pub fn fraction_within(&self) -> f64 {
-        let ok = self.checks.iter().filter(|c| c.rel_error <= self.tolerance).count();
-        ok as f64 / self.checks.len().max(1) as f64
+    /// Fraction of the checks whose finite difference is trusted.
+    pub fn fraction_trusted(&self) -> f64 {
+        self.checks.iter().filter(|c| c.trusted).count() as f64 / self.checks.len().max(1) as f64
     }
 
-    /// Whether every group got a gradient, at least 80% of the checks are within `tolerance`,
-    /// and none is off by more than 50% or has the wrong sign. (Single coordinates can miss
-    /// the tolerance without a bug: ReLU and bilinear-sampling kinks inside the finite-difference
-    /// interval, and f32 rounding; the per-op gradients are checked exactly in dada-ops' tests.)
+    /// Whether every group got a gradient, at least half of the checks are trusted (smooth over
+    /// the finite-difference interval), and every trusted check is within `tolerance`.
     pub fn passed(&self) -> bool {
         self.groups.iter().all(|g| g.abs_grad > 0.0 && g.abs_grad.is_finite())
-            && !self.checks.is_empty()
-            && self.fraction_within() >= 0.8
-            && self.checks.iter().all(|c| c.rel_error <= 0.5 && (c.analytic * c.numeric >= 0.0 || c.rel_error <= self.tolerance))
+            && self.fraction_trusted() >= 0.5
+            && self.checks.iter().all(|c| !c.trusted || c.rel_error <= self.tolerance)
     }
 }
 
@@ -145,7 +146,7 @@ pub fn verify_grads(images: &ImageSet, cfg: &VerifyConfig, device: &Device) -> c
     let model = build_model_with_kernels(cfg.model, 10, cfg.kernels, &params)?;
     let pcfg = TutorialConfig { ops: smooth_op_set(), gate: Gate::Relaxed, ..TutorialConfig::default() };
     let policy = TutorialPolicy::new(pcfg, device).map_err(candle::Error::wrap)?;
-    spread_parameters(&policy, device)?;
+    spread_parameters(&policy, &mut rng, device)?;
     // The relaxed samples are functions of the Vars with fixed noise: the finite differences
     // redraw them from the same generator state after each perturbation.
     let sample_rng = rng.clone();
@@ -182,17 +183,24 @@ pub fn verify_grads(images: &ImageSet, cfg: &VerifyConfig, device: &Device) -> c
             }
         }
         for i in picked {
-            let numeric = central_difference(&var, i, fd_step(&name, cfg.eps), || {
+            let loss_at = || -> candle::Result<f64> {
                 let s2 = policy.sample(n, cfg.temperature, &mut sample_rng.clone())?;
                 let mut r = aug_rng.clone();
                 let aug = policy.augment(&x, &s2, Estimator::Gumbel, &mut r)?;
                 let logits = model.forward_t(&normalize(&aug)?, true)?;
                 cross_entropy(&logits, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()
-            })?;
+            };
+            let step = fd_step(&name, cfg.eps);
+            let (f_minus, f_zero, f_plus) = differences(&var, i, step, loss_at)?;
+            let numeric = (f_plus - f_minus) / (2.0 * step);
+            let (forward, backward) = ((f_plus - f_zero) / step, (f_zero - f_minus) / step);
             let analytic = gv[i] as f64;
             // Relative to the coordinate, floored at 1% of the group's largest gradient.
-            let rel_error = (analytic - numeric).abs() / analytic.abs().max(numeric.abs()).max(0.01 * group_max).max(1e-6);
-            checks.push(FdCheck { group: name.clone(), index: i, analytic, numeric, rel_error });
+            let scale = |a: f64, b: f64| a.abs().max(b.abs()).max(0.01 * group_max).max(1e-6);
+            let rel_error = (analytic - numeric).abs() / scale(analytic, numeric);
+            // One-sided slopes that disagree mean a kink inside [-step, step].
+            let trusted = (forward - backward).abs() / scale(forward, backward) <= cfg.tolerance;
+            checks.push(FdCheck { group: name.clone(), index: i, analytic, numeric, rel_error, trusted });
         }
     }
     Ok(VerifyReport { loss: loss.to_scalar::<f32>()?, groups, checks, tolerance: cfg.tolerance })
@@ -202,18 +210,24 @@ pub fn verify_grads(images: &ImageSet, cfg: &VerifyConfig, device: &Device) -> c
 /// N(0, 0.3) noise, magnitudes are drawn from [0.15, 0.4] or [0.6, 0.85] (away from the clamp
 /// at 0 and 1, and from 0.5, where the symmetric geometric ops are the identity and bilinear
 /// sampling has a kink in the magnitude).
-pub fn spread_parameters(policy: &TutorialPolicy, device: &Device) -> candle::Result<()> {
+pub fn spread_parameters(policy: &TutorialPolicy, rng: &mut StdRng, device: &Device) -> candle::Result<()> {
+    use rand::Rng;
+    use rand_distr::Distribution;
+    let normal = rand_distr::Normal::new(0f32, 0.3).expect("valid normal");
     for (name, var) in policy.vars() {
-        let value = if name == "magnitudes" {
-            let u = Tensor::rand(0f32, 1f32, var.shape(), device)?;
-            let low = u.lt(0.5)?;
-            let a = u.affine(0.5, 0.15)?; // [0.15, 0.4)
-            let b = u.affine(0.5, 0.35)?; // [0.6, 0.85)
-            low.where_cond(&a, &b)?
-        } else {
-            (var.as_tensor() + Tensor::randn(0f32, 0.3, var.shape(), device)?)?
-        };
-        var.set(&value)?;
+        let current: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+        let values: Vec<f32> = current
+            .iter()
+            .map(|&v| {
+                if name == "magnitudes" {
+                    let u: f32 = rng.random();
+                    if u < 0.5 { 0.15 + 0.5 * u } else { 0.35 + 0.5 * u }
+                } else {
+                    v + normal.sample(rng)
+                }
+            })
+            .collect();
+        var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
     }
     Ok(())
 }
@@ -222,25 +236,30 @@ pub fn spread_parameters(policy: &TutorialPolicy, device: &Device) -> candle::Re
 /// is piecewise linear in them), larger for logits (smooth).
 pub fn fd_step(group: &str, base: f64) -> f64 {
     if group == "magnitudes" {
-        base / 4.0
+        base
     } else {
         base * 5.0
     }
 }
 
-fn central_difference(var: &Var, index: usize, eps: f64, mut f: impl FnMut() -> candle::Result<f64>) -> candle::Result<f64> {
+/// The loss at `var[index] - eps`, at `var[index]`, and at `var[index] + eps`.
+fn differences(var: &Var, index: usize, eps: f64, f: impl Fn() -> candle::Result<f64>) -> candle::Result<(f64, f64, f64)> {
     let base = var.as_tensor().copy()?;
     let shape = base.shape().clone();
     let flat: Vec<f32> = base.flatten_all()?.to_vec1()?;
-    let mut eval = |delta: f64| -> candle::Result<f64> {
+    let eval = |delta: f64| -> candle::Result<f64> {
         let mut v = flat.clone();
         v[index] = (v[index] as f64 + delta) as f32;
         var.set(&Tensor::from_vec(v, shape.clone(), base.device())?)?;
         f()
     };
-    let plus = eval(eps)?;
-    let minus = eval(-eps)?;
+    let out = (eval(-eps)?, eval(0.0)?, eval(eps)?);
     var.set(&base)?;
+    Ok(out)
+}
+
+fn central_difference(var: &Var, index: usize, eps: f64, f: impl Fn() -> candle::Result<f64>) -> candle::Result<f64> {
+    let (minus, _, plus) = differences(var, index, eps, f)?;
     Ok((plus - minus) / (2.0 * eps))
 }
 
@@ -253,11 +272,18 @@ mod tests {
     fn augmentation_gradient_matches_finite_differences() {
         let device = Device::Cpu;
         let mut rng = StdRng::seed_from_u64(5);
-        let x = Tensor::rand(0f32, 1f32, (6, 3, 12, 12), &device).unwrap();
-        let w = Tensor::randn(0f32, 1f32, (6, 3, 12, 12), &device).unwrap();
+        // Seeded data (candle's `Tensor::rand` is not seeded).
+        let seeded = |seed: u64, lo: f32, hi: f32| {
+            use rand::Rng;
+            let mut r = StdRng::seed_from_u64(seed);
+            let v: Vec<f32> = (0..6 * 3 * 12 * 12).map(|_| r.random_range(lo..hi)).collect();
+            Tensor::from_vec(v, (6, 3, 12, 12), &device).unwrap()
+        };
+        let x = seeded(1, 0.0, 1.0);
+        let w = seeded(2, -1.0, 1.0);
         let pcfg = TutorialConfig { ops: smooth_op_set(), gate: Gate::Relaxed, ..TutorialConfig::default() };
         let policy = TutorialPolicy::new(pcfg, &device).unwrap();
-        spread_parameters(&policy, &device).unwrap();
+        spread_parameters(&policy, &mut rng, &device).unwrap();
         let sample_rng = rng.clone();
         let sample = policy.sample(6, 0.5, &mut rng).unwrap();
         let aug_rng = rng.clone();
@@ -276,7 +302,10 @@ mod tests {
                     f(&s2).to_dtype(DType::F64)?.to_scalar::<f64>()
                 })
                 .unwrap();
-                let rel = (g[i] as f64 - numeric).abs() / numeric.abs().max(1e-3);
+                // Relative to the coordinate, floored at 5% of the group's largest gradient
+                // (f32 central differences resolve small coordinates less well).
+                let floor = 0.05 * g.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+                let rel = (g[i] as f64 - numeric).abs() / numeric.abs().max(floor).max(1e-3);
                 println!("{name}[{i}]: analytic {} numeric {numeric} rel {rel:.2e}", g[i]);
                 assert!(rel < 2e-2, "{name}[{i}]: analytic {} vs numeric {numeric}", g[i]);
             }

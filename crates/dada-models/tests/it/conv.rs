@@ -7,6 +7,7 @@ use dada_models::{conv2d_fast, conv2d_reference};
 use crate::common::{finite_diff, rand_tensor, rel_err, rel_err_slices};
 
 /// Checks fast vs candle for input (b, c_in, h, w) and a k x k kernel; returns nothing, asserts.
+#[allow(clippy::too_many_arguments)]
 fn check_against_candle(b: usize, c_in: usize, h: usize, c_out: usize, k: usize, stride: usize, padding: usize, seed: u64) {
     let x = Var::from_tensor(&rand_tensor(&[b, c_in, h, h], seed)).unwrap();
     let w = Var::from_tensor(&rand_tensor(&[c_out, c_in, k, k], seed + 1)).unwrap();
