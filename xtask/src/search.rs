@@ -1,5 +1,5 @@
 //! `cargo xtask search`: the DADA policy search, with progress, artefacts and resume.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -182,6 +182,3 @@ fn write_history(path: &Path, rows: &[dada_train::HistoryRow]) -> Result<()> {
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
-
-#[allow(dead_code)]
-fn _unused(_: PathBuf) {}

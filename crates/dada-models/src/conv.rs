@@ -354,8 +354,11 @@ fn im2col_same_rows(g: Geom, x_b: &[f32], oy0: usize, oy1: usize, col: &mut [f32
                 let hi = (hw - start).clamp(lo as isize, nt as isize) as usize;
                 row[..lo].fill(0.0);
                 row[hi..].fill(0.0);
-                let src = (start + lo as isize) as usize;
-                row[lo..hi].copy_from_slice(&plane[src..src + (hi - lo)]);
+                if hi > lo {
+                    // (an empty range may start past the plane's end: nothing to copy then)
+                    let src = (start + lo as isize) as usize;
+                    row[lo..hi].copy_from_slice(&plane[src..src + (hi - lo)]);
+                }
                 if dx < 0 {
                     for r in row.chunks_exact_mut(w) {
                         r[..(-dx) as usize].fill(0.0);
