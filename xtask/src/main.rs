@@ -8,6 +8,7 @@ mod augment;
 mod datasets;
 mod figures;
 mod plot;
+mod progress;
 mod flags;
 mod search;
 mod tidy;

@@ -1,16 +1,14 @@
 //! `cargo xtask search`: the DADA policy search, with progress, artefacts and resume.
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle::Device;
 use dada_train::config::TemperatureSchedule;
 use dada_train::{EstimatorKind, HypergradKind, Search, SearchConfig, SpaceKind};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::datasets::{auto_source, default_data_dir, ensure_cifar10};
+use crate::progress::{interrupt_flag, step_bar};
 use crate::flags::SearchCmd;
 use crate::{figures, project_root};
 
@@ -104,22 +102,8 @@ impl SearchCmd {
             cfg.preset, cfg.space, cfg.estimator, cfg.hypergrad, cfg.model, search.splits.train.len(),
             search.splits.val.len(), search.splits.test.len(), cfg.epochs, cfg.steps_per_epoch(), cfg.seed
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stop = stop.clone();
-            let _ = ctrlc::set_handler(move || {
-                if stop.swap(true, Ordering::SeqCst) {
-                    std::process::exit(130);
-                }
-                eprintln!("\ninterrupted: writing a checkpoint (Ctrl-C again to quit at once)");
-            });
-        }
-        let bar = ProgressBar::new(cfg.total_steps() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps (eta {eta}) {msg}")
-                .unwrap(),
-        );
-        bar.set_position(search.step_index() as u64);
+        let stop = interrupt_flag();
+        let bar = step_bar(cfg.total_steps(), search.step_index());
         let (mut sum_loss, mut sum_acc, mut n) = (0f64, 0f64, 0f64);
         let done = search.run(&ck, &stop, &mut |row| {
             sum_loss = 0.9 * sum_loss + row.train_loss as f64;

@@ -1,18 +1,16 @@
 //! `cargo xtask train`: train a classifier from scratch with a fixed policy and report test
 //! accuracy, with progress, checkpoints, resume and curves.
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle::Device;
 use dada_train::known_policies::{autoaugment_cifar10, randaugment};
 use dada_train::policy::PolicyFile;
 use dada_train::train::{TrainConfig, TrainPolicy, TrainRow, Trainer};
-use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
 use crate::datasets::{auto_source, default_data_dir, ensure_cifar10};
+use crate::progress::{interrupt_flag, step_bar};
 use crate::flags::TrainCmd;
 use crate::project_root;
 
@@ -100,19 +98,8 @@ impl TrainCmd {
             "training {} with policy {} on {} images, {} epochs of {} steps (batch {}), seed {}",
             cfg.model, cfg.policy.name(), trainer.train.len(), cfg.epochs, cfg.steps_per_epoch(trainer.train.len()), cfg.batch_size, cfg.seed
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stop = stop.clone();
-            let _ = ctrlc::set_handler(move || {
-                if stop.swap(true, Ordering::SeqCst) {
-                    std::process::exit(130);
-                }
-                eprintln!("\ninterrupted: writing a checkpoint (Ctrl-C again to quit at once)");
-            });
-        }
-        let bar = ProgressBar::new(trainer.total_steps() as u64);
-        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps (eta {eta}) {msg}").unwrap());
-        bar.set_position(trainer.step_index() as u64);
+        let stop = interrupt_flag();
+        let bar = step_bar(trainer.total_steps(), trainer.step_index());
         let (mut ema_l, mut ema_a, mut w) = (0f64, 0f64, 0f64);
         let start = std::time::Instant::now();
         let done = trainer.run(&ck, &stop, &mut |_, loss, acc| {

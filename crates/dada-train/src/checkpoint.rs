@@ -34,6 +34,9 @@ pub enum CheckpointError {
         /// What is wrong.
         reason: String,
     },
+    /// The checkpoint was written by a run with another configuration.
+    #[error("{0} was written by a run with another configuration; resume with the same flags")]
+    ConfigMismatch(PathBuf),
     /// An I/O error.
     #[error(transparent)]
     Data(#[from] crate::error::DataError),
@@ -100,6 +103,49 @@ impl Checkpoint {
             });
         }
         Ok(t)
+    }
+}
+
+impl Checkpoint {
+    /// Stores a model's weights and BatchNorm statistics (`model.<name>`) and its optimiser's
+    /// momentum buffers (`sgd.<name>`).
+    pub fn put_model(&mut self, params: &dada_models::ModelParams, sgd: &dada_models::SgdMomentum) {
+        for (name, var) in params.named_trainable_vars().into_iter().chain(params.named_buffers()) {
+            self.tensors.insert(format!("model.{name}"), var.as_tensor().clone());
+        }
+        for (name, var) in params.named_trainable_vars() {
+            if let Some(buf) = sgd.momentum_buffer(&var) {
+                self.tensors.insert(format!("sgd.{name}"), buf.clone());
+            }
+        }
+    }
+
+    /// Restores what [`Checkpoint::put_model`] stored; every model tensor must be there with
+    /// its shape.
+    pub fn get_model(
+        &self,
+        path: &Path,
+        params: &dada_models::ModelParams,
+        sgd: &mut dada_models::SgdMomentum,
+    ) -> Result<(), CheckpointError> {
+        for (name, var) in params.named_trainable_vars().into_iter().chain(params.named_buffers()) {
+            var.set(self.get(path, &format!("model.{name}"), var.dims())?)?;
+        }
+        for (name, var) in params.named_trainable_vars() {
+            sgd.set_momentum_buffer(&var, self.tensors.get(&format!("sgd.{name}")).cloned())?;
+        }
+        Ok(())
+    }
+
+    /// The saved configuration, which must equal `current` (a resumed run continues the same
+    /// run).
+    pub fn check_config<C: serde::de::DeserializeOwned + PartialEq>(&self, path: &Path, current: &C) -> Result<(), CheckpointError> {
+        let saved: C = serde_json::from_value(self.state["config"].clone())
+            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("config: {e}") })?;
+        if &saved != current {
+            return Err(CheckpointError::ConfigMismatch(path.to_path_buf()));
+        }
+        Ok(())
     }
 }
 

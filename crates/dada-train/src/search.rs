@@ -484,14 +484,7 @@ impl Search {
     /// atomically.
     pub fn save_checkpoint(&self, path: &Path) -> SearchResult<()> {
         let mut ck = Checkpoint::default();
-        for (name, var) in self.params.named_trainable_vars().into_iter().chain(self.params.named_buffers()) {
-            ck.tensors.insert(format!("model.{name}"), var.as_tensor().clone());
-        }
-        for (name, var) in self.params.named_trainable_vars() {
-            if let Some(buf) = self.sgd.momentum_buffer(&var) {
-                ck.tensors.insert(format!("sgd.{name}"), buf.clone());
-            }
-        }
+        ck.put_model(&self.params, &self.sgd);
         for (name, var) in self.policy.vars() {
             ck.tensors.insert(format!("policy.{name}"), var.as_tensor().clone());
         }
@@ -515,21 +508,8 @@ impl Search {
     /// Restores the state saved by `save_checkpoint` (the config must match).
     pub fn load_checkpoint(&mut self, path: &Path) -> SearchResult<()> {
         let ck = Checkpoint::load(path, &self.device)?;
-        let saved: SearchConfig = serde_json::from_value(ck.state["config"].clone())
-            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("config: {e}") })?;
-        if saved != self.cfg {
-            return Err(SearchError::Config(format!(
-                "{} was written by a search with another configuration; resume with the same flags",
-                path.display()
-            )));
-        }
-        for (name, var) in self.params.named_trainable_vars().into_iter().chain(self.params.named_buffers()) {
-            var.set(ck.get(path, &format!("model.{name}"), var.dims())?)?;
-        }
-        for (name, var) in self.params.named_trainable_vars() {
-            let buf = ck.tensors.get(&format!("sgd.{name}")).cloned();
-            self.sgd.set_momentum_buffer(&var, buf)?;
-        }
+        ck.check_config(path, &self.cfg)?;
+        ck.get_model(path, &self.params, &mut self.sgd)?;
         for (name, var) in self.policy.vars() {
             var.set(ck.get(path, &format!("policy.{name}"), var.dims())?)?;
         }

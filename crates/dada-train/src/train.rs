@@ -326,14 +326,7 @@ impl Trainer {
     /// Writes model, momentum, step and history atomically.
     pub fn save_checkpoint(&self, path: &Path) -> SearchResult<()> {
         let mut ck = Checkpoint::default();
-        for (name, var) in self.params.named_trainable_vars().into_iter().chain(self.params.named_buffers()) {
-            ck.tensors.insert(format!("model.{name}"), var.as_tensor().clone());
-        }
-        for (name, var) in self.params.named_trainable_vars() {
-            if let Some(buf) = self.sgd.momentum_buffer(&var) {
-                ck.tensors.insert(format!("sgd.{name}"), buf.clone());
-            }
-        }
+        ck.put_model(&self.params, &self.sgd);
         ck.state = serde_json::json!({
             "step": self.step, "config": self.cfg, "history": self.history,
             "epoch_loss": [self.epoch_loss.0, self.epoch_loss.1, self.epoch_loss.2],
@@ -344,17 +337,8 @@ impl Trainer {
     /// Restores a checkpoint written with the same config.
     pub fn load_checkpoint(&mut self, path: &Path) -> SearchResult<()> {
         let ck = Checkpoint::load(path, &self.device)?;
-        let saved: TrainConfig = serde_json::from_value(ck.state["config"].clone())
-            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("config: {e}") })?;
-        if saved != self.cfg {
-            return Err(SearchError::Config(format!("{} was written with another configuration", path.display())));
-        }
-        for (name, var) in self.params.named_trainable_vars().into_iter().chain(self.params.named_buffers()) {
-            var.set(ck.get(path, &format!("model.{name}"), var.dims())?)?;
-        }
-        for (name, var) in self.params.named_trainable_vars() {
-            self.sgd.set_momentum_buffer(&var, ck.tensors.get(&format!("sgd.{name}")).cloned())?;
-        }
+        ck.check_config(path, &self.cfg)?;
+        ck.get_model(path, &self.params, &mut self.sgd)?;
         self.step = ck.state["step"].as_u64().unwrap_or(0) as usize;
         self.history = serde_json::from_value(ck.state["history"].clone())
             .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("history: {e}") })?;
