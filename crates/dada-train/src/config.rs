@@ -163,7 +163,7 @@ impl SearchConfig {
             relax_hidden: 100,
             relax_lr: 0.005,
             top_k: 25,
-            checkpoint_every: 50,
+            checkpoint_every: 10,
             seed: 0,
         }
     }
