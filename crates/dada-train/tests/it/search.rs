@@ -186,9 +186,9 @@ fn verify_grads_passes_on_the_tiny_cnn() {
     let ds = toy_dataset(16, 16, 9);
     let cfg = VerifyConfig { model: ModelKind::TinyCnn, batch_size: 8, ..VerifyConfig::default() };
     let report = verify_grads(&ds.test, &cfg, &Device::Cpu).unwrap();
-    for c in &report.checks {
-        println!("{} {}: analytic {:e} numeric {:e} rel {:.2e} trusted {}", c.group, c.index, c.analytic, c.numeric, c.rel_error, c.trusted);
-    }
+    report.checks.iter().for_each(|c| {
+        println!("{} {}: analytic {:e} numeric {:e} rel {:.2e} trusted {}", c.group, c.index, c.analytic, c.numeric, c.rel_error, c.trusted)
+    });
     assert_eq!(report.groups.len(), 3);
     assert!(report.groups.iter().all(|g| g.abs_grad > 0.0));
     assert!(report.passed(), "{:.0}% of the checks trusted", 100.0 * report.fraction_trusted());
