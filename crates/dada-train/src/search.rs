@@ -196,7 +196,10 @@ impl Search {
             SgdConfig { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: cfg.nesterov },
         )?;
         let policy: Box<dyn Policy> = match cfg.space {
-            SpaceKind::Paper => Box::new(dada_policy::PaperPolicy::new(dada_policy::PaperConfig::default(), device)?),
+            SpaceKind::Paper => Box::new(dada_policy::PaperPolicy::new(
+                dada_policy::PaperConfig { top_k: cfg.top_k, ..dada_policy::PaperConfig::default() },
+                device,
+            )?),
             SpaceKind::Tutorial => Box::new(dada_policy::TutorialPolicy::new(dada_policy::TutorialConfig::default(), device)?),
         };
         let relax = match cfg.estimator {
