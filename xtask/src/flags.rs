@@ -94,7 +94,7 @@ pub struct SearchCmd {
     /// Hypergradient: `unrolled` or `first-order`.
     #[arg(long)]
     pub hypergrad: Option<String>,
-    /// Model: wrn-40-2, wrn-28-10, resnet18, tiny-cnn.
+    /// Model: wrn-40-2, wrn-16-2, wrn-28-10, resnet18, tiny-cnn.
     #[arg(long)]
     pub model: Option<String>,
     /// Epochs.
@@ -164,7 +164,7 @@ pub struct TrainCmd {
     /// file:<fast-autoaugment.json>.
     #[arg(long, default_value = "cutout")]
     pub policy: String,
-    /// Model: wrn-40-2, wrn-28-10, resnet18, tiny-cnn.
+    /// Model: wrn-40-2, wrn-16-2, wrn-28-10, resnet18, tiny-cnn.
     #[arg(long, default_value = "wrn-40-2")]
     pub model: String,
     /// Training data: `reduced` (4,000 images, stratified) or `full` (all 50,000).

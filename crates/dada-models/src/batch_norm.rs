@@ -311,33 +311,51 @@ fn affine_backward(x: &[f32], y: &[f32], g: &[f32], a: &[f32], b: &[f32], d: &[f
     dx
 }
 
-/// Per-channel `(sum dz, sum dz * (x - centre[c]))`, `dz` masked by `y > 0` when `relu`;
-/// parallel over channels, each summed in a fixed order (deterministic).
+/// Per-channel `(sum dz, sum dz * (x - centre[c]))`, `dz` masked by `y > 0` when `relu`.
+///
+/// Parallel over a fixed split of the batch (each part reads its images front to back, which
+/// is several times faster than walking one channel across the batch), each part summed in a
+/// fixed order and the parts added in order: deterministic whatever the thread count.
 #[allow(clippy::too_many_arguments)]
 fn channel_grad_sums(x: &[f32], y: &[f32], g: &[f32], centre: &[f32], b_sz: usize, c: usize, hw: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
-    (0..c)
+    const PARTS: usize = 8;
+    let per_part = b_sz.div_ceil(PARTS).max(1);
+    let plane = c * hw;
+    let partials: Vec<Vec<(f64, f64)>> = (0..b_sz.div_ceil(per_part))
         .into_par_iter()
-        .map(|ci| {
-            let (mut a, mut b) = (0f64, 0f64);
-            for bi in 0..b_sz {
-                let off = (bi * c + ci) * hw;
-                let (xr, yr, gr) = (&x[off..off + hw], &y[off..off + hw], &g[off..off + hw]);
-                let (p, q) = if relu { grad_sums::<true>(xr, yr, gr, centre[ci]) } else { grad_sums::<false>(xr, yr, gr, centre[ci]) };
-                a += p as f64;
-                b += q as f64;
+        .map(|part| {
+            let mut acc = vec![(0f64, 0f64); c];
+            for bi in part * per_part..((part + 1) * per_part).min(b_sz) {
+                let (xb, yb, gb) = (&x[bi * plane..][..plane], &y[bi * plane..][..plane], &g[bi * plane..][..plane]);
+                for (ci, a) in acc.iter_mut().enumerate() {
+                    let r = ci * hw..(ci + 1) * hw;
+                    let (p, q) = if relu {
+                        grad_sums::<true>(&xb[r.clone()], &yb[r.clone()], &gb[r], centre[ci])
+                    } else {
+                        grad_sums::<false>(&xb[r.clone()], &yb[r.clone()], &gb[r], centre[ci])
+                    };
+                    a.0 += p as f64;
+                    a.1 += q as f64;
+                }
             }
+            acc
+        })
+        .collect();
+    (0..c)
+        .map(|ci| {
+            let (a, b) = partials.iter().fold((0f64, 0f64), |(a, b), p| (a + p[ci].0, b + p[ci].1));
             (a as f32, b as f32)
         })
         .unzip()
 }
 
-/// Sum of `x - shift` and of its square, with lane accumulators the compiler vectorises.
+/// Sum of `x - shift` and of its square, with lane accumulators the compiler vectorises
+/// (fixed-size array chunks, so no bounds checks stand in the way).
 fn sum_and_sumsq(row: &[f32], shift: f32) -> (f32, f32) {
     const L: usize = 16;
     let mut s = [0f32; L];
     let mut ss = [0f32; L];
-    let chunks = row.chunks_exact(L);
-    let rest = chunks.remainder();
+    let (chunks, rest) = row.as_chunks::<L>();
     for ch in chunks {
         for i in 0..L {
             let v = ch[i] - shift;
@@ -359,15 +377,26 @@ fn grad_sums<const RELU: bool>(x: &[f32], y: &[f32], g: &[f32], centre: f32) -> 
     const L: usize = 16;
     let mut s = [0f32; L];
     let mut sx = [0f32; L];
-    let full = x.len() / L * L;
-    for ((xc, yc), gc) in x[..full].chunks_exact(L).zip(y[..full].chunks_exact(L)).zip(g[..full].chunks_exact(L)) {
+    let (xc, x_rest) = x.as_chunks::<L>();
+    let (yc, _) = y[..x.len()].as_chunks::<L>();
+    let (gc, _) = g[..x.len()].as_chunks::<L>();
+    for ((xc, yc), gc) in xc.iter().zip(yc).zip(gc) {
+        // separate simple lane loops: each vectorises on its own
+        let mut dz = *gc;
+        if RELU {
+            for i in 0..L {
+                dz[i] = if yc[i] > 0.0 { dz[i] } else { 0.0 };
+            }
+        }
         for i in 0..L {
-            let dz = if !RELU || yc[i] > 0.0 { gc[i] } else { 0.0 };
-            s[i] += dz;
-            sx[i] += dz * (xc[i] - centre);
+            s[i] += dz[i];
+        }
+        for i in 0..L {
+            sx[i] += dz[i] * (xc[i] - centre);
         }
     }
     let (mut a, mut b) = (s.iter().sum::<f32>(), sx.iter().sum::<f32>());
+    let full = x.len() - x_rest.len();
     for j in full..x.len() {
         let dz = if !RELU || y[j] > 0.0 { g[j] } else { 0.0 };
         a += dz;

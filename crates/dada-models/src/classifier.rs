@@ -26,6 +26,9 @@ pub trait Classifier: Send + Sync {
 pub enum ModelKind {
     /// WRN-40-2 (about 2.24M parameters), the DADA search and reduced-CIFAR model.
     Wrn40_2,
+    /// WRN-16-2 (about 0.69M parameters, a third of WRN-40-2's compute): the reduced-protocol
+    /// classifier for short CPU experiments.
+    Wrn16_2,
     /// WRN-28-10 (about 36.5M parameters).
     Wrn28_10,
     /// CIFAR ResNet-18 (about 11.2M parameters).
@@ -36,12 +39,13 @@ pub enum ModelKind {
 
 impl ModelKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ModelKind; 4] = [ModelKind::Wrn40_2, ModelKind::Wrn28_10, ModelKind::ResNet18, ModelKind::TinyCnn];
+    pub const ALL: [ModelKind; 5] = [ModelKind::Wrn40_2, ModelKind::Wrn16_2, ModelKind::Wrn28_10, ModelKind::ResNet18, ModelKind::TinyCnn];
 
-    /// Stable snake_case key: `wrn_40_2`, `wrn_28_10`, `resnet18`, `tiny_cnn`.
+    /// Stable snake_case key: `wrn_40_2`, `wrn_16_2`, `wrn_28_10`, `resnet18`, `tiny_cnn`.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Wrn40_2 => "wrn_40_2",
+            ModelKind::Wrn16_2 => "wrn_16_2",
             ModelKind::Wrn28_10 => "wrn_28_10",
             ModelKind::ResNet18 => "resnet18",
             ModelKind::TinyCnn => "tiny_cnn",
@@ -57,7 +61,7 @@ impl fmt::Display for ModelKind {
 
 /// An unknown model name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown model `{0}`; expected one of wrn_40_2, wrn_28_10, resnet18, tiny_cnn")]
+#[error("unknown model `{0}`; expected one of wrn_40_2, wrn_16_2, wrn_28_10, resnet18, tiny_cnn")]
 pub struct UnknownModel(pub String);
 
 impl FromStr for ModelKind {
@@ -85,6 +89,7 @@ pub fn build_model_with_kernels(kind: ModelKind, n_classes: usize, kernels: Kern
     let vb = params.var_builder();
     Ok(match kind {
         ModelKind::Wrn40_2 => Box::new(wrn(&WrnConfig { n_classes, kernels, ..WrnConfig::wrn_40_2() }, vb)?),
+        ModelKind::Wrn16_2 => Box::new(wrn(&WrnConfig { n_classes, kernels, ..WrnConfig::wrn_16_2() }, vb)?),
         ModelKind::Wrn28_10 => Box::new(wrn(&WrnConfig { n_classes, kernels, ..WrnConfig::wrn_28_10() }, vb)?),
         ModelKind::ResNet18 => Box::new(resnet18_with_kernels(n_classes, kernels, vb)?),
         ModelKind::TinyCnn => Box::new(tiny_cnn_with_kernels(n_classes, kernels, vb)?),

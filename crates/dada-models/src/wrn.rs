@@ -27,6 +27,11 @@ impl WrnConfig {
         Self { depth: 40, widen_factor: 2, n_classes: 10, dropout: 0.0, kernels: Kernels::Fast }
     }
 
+    /// WRN-16-2 for 10 classes: about 0.69M parameters (two blocks per group).
+    pub fn wrn_16_2() -> Self {
+        Self { depth: 16, widen_factor: 2, n_classes: 10, dropout: 0.0, kernels: Kernels::Fast }
+    }
+
     /// WRN-28-10 for 10 classes: about 36.5M parameters.
     pub fn wrn_28_10() -> Self {
         Self { depth: 28, widen_factor: 10, n_classes: 10, dropout: 0.0, kernels: Kernels::Fast }

@@ -62,9 +62,16 @@ fn agrees_with_candle_on_odd_geometries() {
 
 #[test]
 fn gradients_match_finite_differences() {
+    // stride 2 (input gradient by col2im), stride 1 "same" and "valid" (input gradient as a
+    // forward convolution with the flipped kernel)
+    for geometry in [(2, 2, 5, 3, 3, 2, 1), (2, 2, 5, 3, 3, 1, 1), (1, 3, 6, 2, 3, 1, 0)] {
+        check_finite_differences(geometry);
+    }
+}
+
+fn check_finite_differences((b, c_in, h, c_out, k, stride, padding): (usize, usize, usize, usize, usize, usize, usize)) {
     // loss(x, w) = sum(conv(x, w) * r) is bilinear, so central differences are exact up to
     // rounding; evaluated in f64 through candle's conv for the perturbed points.
-    let (b, c_in, h, c_out, k, stride, padding) = (2, 2, 5, 3, 3, 2, 1);
     let x = Var::from_tensor(&rand_tensor(&[b, c_in, h, h], 7)).unwrap();
     let w = Var::from_tensor(&rand_tensor(&[c_out, c_in, k, k], 8)).unwrap();
     let y = conv2d_fast(x.as_tensor(), w.as_tensor(), stride, padding).unwrap();
@@ -83,8 +90,9 @@ fn gradients_match_finite_differences() {
     let fd_w = finite_diff(&w64, 1e-3, |wv| loss(&x64, wv));
     let an_x: Vec<f64> = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
     let an_w: Vec<f64> = grads.get(w.as_tensor()).unwrap().flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
-    assert!(rel_err_slices(&an_x, &fd_x) < 1e-4, "input: {}", rel_err_slices(&an_x, &fd_x));
-    assert!(rel_err_slices(&an_w, &fd_w) < 1e-4, "weight: {}", rel_err_slices(&an_w, &fd_w));
+    let what = format!("b {b} c_in {c_in} h {h} c_out {c_out} k {k} stride {stride} padding {padding}");
+    assert!(rel_err_slices(&an_x, &fd_x) < 1e-4, "{what}: input {}", rel_err_slices(&an_x, &fd_x));
+    assert!(rel_err_slices(&an_w, &fd_w) < 1e-4, "{what}: weight {}", rel_err_slices(&an_w, &fd_w));
 }
 
 #[test]

@@ -23,6 +23,9 @@ fn wrn_40_2_has_2_243_546_parameters() {
 fn other_parameter_counts() {
     // WRN-28-10: the published 36.5M (36_479_194 for 10 classes)
     assert_eq!(count(ModelKind::Wrn28_10, 10), 36_479_194);
+    // WRN-16-2: conv1 432 + groups 32_992 + 131_520 + 525_184 (two blocks each, a 1x1
+    // shortcut in each group's first block) + final BN 256 + fc 1_290
+    assert_eq!(count(ModelKind::Wrn16_2, 10), 691_674);
     // CIFAR ResNet-18: 11_173_962 for 10 classes (as torchvision-style CIFAR variants)
     assert_eq!(count(ModelKind::ResNet18, 10), 11_173_962);
     // tiny CNN: convs 432 + 4_608 + 18_432, BNs 32 + 64 + 128, fc 650
