@@ -44,6 +44,15 @@ pub struct VerifyGradsCmd {
     /// Model kernels: `fast` (our CPU convolution and BatchNorm) or `stock` (candle's ops).
     #[arg(long, default_value = "fast")]
     pub kernels: String,
+    /// Finite-difference step for magnitudes (logits use 5x this).
+    #[arg(long, default_value_t = 2e-3)]
+    pub eps: f64,
+    /// Relative-error tolerance of a trusted check.
+    #[arg(long, default_value_t = 0.1)]
+    pub tolerance: f64,
+    /// Coordinates checked per parameter group.
+    #[arg(long, default_value_t = 6)]
+    pub coords: usize,
     /// Where the dataset lives (default: `<project>/data`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
