@@ -219,8 +219,8 @@ impl CustomOp3 for BnTrainOp {
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dgamma, c, dev)?),
-            Some(Tensor::from_vec(dbeta, c, dev)?),
+            crate::grad_mode::parameter_grads().then(|| Tensor::from_vec(dgamma, c, dev)).transpose()?,
+            crate::grad_mode::parameter_grads().then(|| Tensor::from_vec(dbeta, c, dev)).transpose()?,
         ))
     }
 }
@@ -261,8 +261,8 @@ impl CustomOp3 for ChannelAffineOp {
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dscale, c, dev)?),
-            Some(Tensor::from_vec(dshift, c, dev)?),
+            crate::grad_mode::parameter_grads().then(|| Tensor::from_vec(dscale, c, dev)).transpose()?,
+            crate::grad_mode::parameter_grads().then(|| Tensor::from_vec(dshift, c, dev)).transpose()?,
         ))
     }
 }

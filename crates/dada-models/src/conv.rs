@@ -145,6 +145,9 @@ impl CustomOp2 for FastConv2d {
     fn bwd(&self, input: &Tensor, weight: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let grad_input = grad.apply_op2_no_bwd(weight, &ConvInputGrad { geom: self.geom })?;
+        if !crate::grad_mode::parameter_grads() {
+            return Ok((Some(grad_input), None));
+        }
         let grad_weight = input.apply_op2_no_bwd(&grad, &ConvWeightGrad { geom: self.geom })?;
         Ok((Some(grad_input), Some(grad_weight)))
     }

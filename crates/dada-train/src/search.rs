@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::loss::cross_entropy;
-use dada_models::{build_model, clip_grad_norm, Classifier, ModelParams, SgdConfig, SgdMomentum};
+use dada_models::{build_model, clip_grad_norm, without_parameter_grads, Classifier, ModelParams, SgdConfig, SgdMomentum};
 use dada_policy::{Estimator, Policy, PolicyAdam, PolicyFile, PolicySample, Relax};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -378,7 +378,8 @@ impl Search {
                     let per = per_image_loss(&logits, &y)?;
                     if pathwise {
                         let f = (per.sum_all()? / b_sz as f64)?;
-                        let g = f.backward()?;
+                        // only the policy's gradients are used: skip the model's own
+                        let g = without_parameter_grads(|| f.backward())?;
                         g_pm.push(policy_vars.iter().map(|pv| g.get(pv).cloned()).collect());
                     } else {
                         g_pm.push(vec![None; policy_vars.len()]);
@@ -409,7 +410,7 @@ impl Search {
                 let f = (per.sum_all()? / n)?;
                 val_loss = f.to_scalar::<f32>()?;
                 check_finite("validation", val_loss, step)?;
-                let g = f.backward()?;
+                let g = without_parameter_grads(|| f.backward())?;
                 for (k, pv) in policy_vars.iter().enumerate() {
                     pgrads[k] = g.get(pv).cloned();
                 }

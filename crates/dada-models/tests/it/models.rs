@@ -128,3 +128,29 @@ fn fast_kernels_match_stock_on_tiny_cnn_and_wrn() {
     // ResNet-18 reaches 4x4 planes, where an im2col row can start past the plane (regression).
     fast_matches_stock(ModelKind::ResNet18, 2, 32, 5e-3);
 }
+
+#[test]
+fn input_gradients_are_unchanged_without_parameter_grads() {
+    use dada_models::without_parameter_grads;
+    for kind in [ModelKind::TinyCnn, ModelKind::Wrn16_2] {
+        let params = ModelParams::new(3, &Device::Cpu);
+        let model = build_model(kind, 10, &params).unwrap();
+        let x = candle::Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 16, 16), &Device::Cpu).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (4, 10), &Device::Cpu).unwrap();
+        let loss = || (model.forward_t(x.as_tensor(), true).unwrap() * &r).unwrap().sum_all().unwrap();
+        let full = loss().backward().unwrap();
+        let input_only = without_parameter_grads(|| loss().backward()).unwrap();
+        let a: Vec<f32> = full.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = input_only.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a, b, "{kind}: the input gradient must not change");
+        let with = |g: &candle::backprop::GradStore| params.trainable_vars().iter().filter(|w| g.get(w.as_tensor()).is_some()).count();
+        assert_eq!(with(&full), params.trainable_vars().len(), "{kind}");
+        assert_eq!(with(&input_only), 2, "{kind}: only the linear head keeps its gradients");
+    }
+    // the scope ends: parameter gradients are back
+    let params = ModelParams::new(4, &Device::Cpu);
+    let model = build_model(ModelKind::TinyCnn, 10, &params).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &Device::Cpu).unwrap();
+    let g = model.forward_t(&x, true).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(params.trainable_vars().iter().all(|w| g.get(w.as_tensor()).is_some()));
+}
