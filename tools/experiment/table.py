@@ -14,16 +14,15 @@ ARMS = ["none", "baseline", "cutout", "autoaugment", "dada"]
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/reduced")
     seeds = sorted({int(p.name.rsplit("seed", 1)[1]) for p in root.glob("*-seed*") if (p / "result.json").exists()})
-    print("| policy | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | final train acc. (mean) | train wall (mean) |")
-    print("|---|" + "---:|" * (len(seeds) + 3))
+    print("| policy | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | final train acc. (mean) |")
+    print("|---|" + "---:|" * (len(seeds) + 2))
     for arm in ARMS:
-        accs, walls, cells, train_accs = [], [], [], []
+        accs, cells, train_accs = [], [], []
         for s in seeds:
             f = root / f"{arm}-seed{s}" / "result.json"
             if f.exists():
                 r = json.loads(f.read_text())
                 accs.append(100 * r["test_accuracy"])
-                walls.append(r["wall_secs"])
                 cells.append(f"{100 * r['test_accuracy']:.2f}%")
                 rows = (root / f"{arm}-seed{s}" / "history.csv").read_text().strip().splitlines()
                 header = rows[0].split(",")
@@ -31,9 +30,8 @@ def main() -> None:
             else:
                 cells.append("(not run)")
         mean = f"**{statistics.mean(accs):.2f}%**" if accs else ""
-        wall = f"{statistics.mean(walls) / 60:.1f} min" if walls else ""
         train = f"{statistics.mean(train_accs):.1f}%" if train_accs else ""
-        print(f"| `{arm}` | " + " | ".join(cells) + f" | {mean} | {train} | {wall} |")
+        print(f"| `{arm}` | " + " | ".join(cells) + f" | {mean} | {train} |")
 
 
 if __name__ == "__main__":

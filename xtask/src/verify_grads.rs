@@ -20,6 +20,13 @@ impl VerifyGradsCmd {
         if !(self.eps > 0.0 && self.eps < 0.1) {
             bail!("--eps must be in (0, 0.1), got {}", self.eps);
         }
+        if !(self.tolerance > 0.0) {
+            bail!("--tolerance must be positive, got {}", self.tolerance);
+        }
+        let needed = dada_train::verify::MIN_TRUSTED_PER_GROUP;
+        if self.coords < needed {
+            bail!("--coords must be at least {needed}: a group passes with {needed} trusted checks, got {}", self.coords);
+        }
         let cfg = VerifyConfig {
             model,
             kernels,
