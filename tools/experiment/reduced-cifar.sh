@@ -29,5 +29,7 @@ for seed in 0 1; do
     [[ -f $out/checkpoint.safetensors ]] && resume=(--resume "$out")
     echo "== $policy seed $seed -> $out"
     "$XTASK" train --policy "$policy" "${COMMON[@]}" --seed "$seed" --out "$out" "${resume[@]}"
+    # Ctrl-C makes `train` write a checkpoint and exit normally: stop the whole experiment then
+    [[ -f $out/result.json ]] || { echo "stopped in $out; run this script again to resume" >&2; exit 130; }
   done
 done
