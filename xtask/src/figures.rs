@@ -63,8 +63,12 @@ pub fn policy(path: &Path, search: &Search, ds: &BinaryDataset, seed: u64) -> Re
     let root = BitMapBackend::new(path, (1500, 650)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let (left, right) = root.split_horizontally(600);
-    let prefs: Vec<(String, f64)> = search.policy().op_preferences().into_iter().map(|p| (p.op.to_string(), p.weight)).collect();
-    plot::bars(&left, "ranked op preferences", &prefs)?;
+    // A learned policy stays near uniform (as the official DADA one does), so show each op's
+    // preference relative to uniform rather than raw shares that all look alike.
+    let prefs = search.policy().op_preferences();
+    let uniform = 1.0 / prefs.len().max(1) as f64;
+    let prefs: Vec<(String, f64)> = prefs.into_iter().map(|p| (p.op.to_string(), 100.0 * (p.weight / uniform - 1.0))).collect();
+    plot::bars(&left, "op preference, % above / below uniform", &prefs)?;
     let file = search.export();
     let idx = one_per_class(&ds.test, 8);
     let (x, _) = ds.test.to_tensors(&idx, &Device::Cpu)?;

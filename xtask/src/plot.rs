@@ -80,14 +80,18 @@ pub fn curves(path: &Path, history: &[HistoryRow]) -> Result<()> {
 /// A horizontal bar chart of `(label, value)`, in the given order (top first).
 pub fn bars(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, title: &str, items: &[(String, f64)]) -> Result<()> {
     font();
-    let max = items.iter().map(|i| i.1).fold(1e-9, f64::max) * 1.1;
+    // the axis spans 0 and every value (values may be negative: bars then grow left of 0)
+    let max = items.iter().map(|i| i.1).fold(0.0, f64::max);
+    let min = items.iter().map(|i| i.1).fold(0.0, f64::min);
+    let pad = ((max - min) * 0.1).max(1e-9);
+    let (min, max) = (if min < 0.0 { min - pad } else { 0.0 }, max + pad);
     let n = items.len().max(1);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(130)
-        .build_cartesian_2d(0f64..max, (0..n).into_segmented())
+        .build_cartesian_2d(min..max, (0..n).into_segmented())
         .map_err(err)?;
     let labels: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
     chart
