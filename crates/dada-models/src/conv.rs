@@ -455,8 +455,8 @@ fn col2im_rows(g: Geom, col: &[f32], oy0: usize, oy1: usize, dx_b: &mut [f32]) {
     }
 }
 
-/// `dst (m x n, row stride dst_rs) = [dst +] lhs (m x k) * rhs (k x n)`, single-threaded
-/// (the callers parallelise over the batch).
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with a row-major destination (row stride
+/// `dst_rs`), single-threaded (the callers parallelise over the batch).
 ///
 /// # Safety
 /// Every pointer must cover the strided extents it is given.
@@ -467,8 +467,7 @@ unsafe fn gemm_f32(
     lhs: *const f32, lhs_rs: isize, lhs_cs: isize,
     rhs: *const f32, rhs_rs: isize, rhs_cs: isize,
 ) {
-    gemm::gemm(m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs,
-        1.0, 1.0, false, false, false, gemm::Parallelism::None);
+    gemm_strided(m, n, k, dst, dst_rs, 1, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs);
 }
 
 /// [`gemm_f32`] with a column-major destination: element `(i, j)` of `dst` (m x n) at
@@ -483,7 +482,21 @@ unsafe fn gemm_f32_col_major_dst(
     lhs: *const f32, lhs_rs: isize, lhs_cs: isize,
     rhs: *const f32, rhs_rs: isize, rhs_cs: isize,
 ) {
-    gemm::gemm(m, n, k, dst, dst_cs, 1, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs,
+    gemm_strided(m, n, k, dst, 1, dst_cs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs);
+}
+
+/// The gemm crate's product with every stride given as (row, column), single-threaded.
+///
+/// # Safety
+/// Every pointer must cover the strided extents it is given.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_strided(
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool,
+    lhs: *const f32, lhs_rs: isize, lhs_cs: isize,
+    rhs: *const f32, rhs_rs: isize, rhs_cs: isize,
+) {
+    gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs,
         1.0, 1.0, false, false, false, gemm::Parallelism::None);
 }
 
