@@ -30,6 +30,8 @@ def main() -> None:
             else:
                 cells.append("(not run)")
         mean = f"**{statistics.mean(accs):.2f}%**" if accs else ""
+        if accs and len(accs) < len(seeds):
+            mean += f" ({len(accs)} of {len(seeds)} seeds)"
         train = f"{statistics.mean(train_accs):.1f}%" if train_accs else ""
         print(f"| `{arm}` | " + " | ".join(cells) + f" | {mean} | {train} |")
 
