@@ -276,7 +276,7 @@ impl CustomOp2 for ConvWeightGrad {
                     // (c_out x nt) * col^T (nt x k): the gemm crate runs this orientation
                     // 20-35% faster than a row-major (c_out x k) destination on these shapes
                     unsafe {
-                        gemm_f32_col_major_dst(g.c_out, g.k(), nt, acc.as_mut_ptr(), g.c_out as isize, !first,
+                        gemm_strided(g.c_out, g.k(), nt, acc.as_mut_ptr(), 1, g.c_out as isize, !first,
                             dy_b.as_ptr().add(c0), g.n() as isize, 1, col.as_ptr(), 1, nt as isize);
                     }
                     first = false;
@@ -468,21 +468,6 @@ unsafe fn gemm_f32(
     rhs: *const f32, rhs_rs: isize, rhs_cs: isize,
 ) {
     gemm_strided(m, n, k, dst, dst_rs, 1, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs);
-}
-
-/// [`gemm_f32`] with a column-major destination: element `(i, j)` of `dst` (m x n) at
-/// `dst[i + j * dst_cs]`.
-///
-/// # Safety
-/// Every pointer must cover the strided extents it is given.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_f32_col_major_dst(
-    m: usize, n: usize, k: usize,
-    dst: *mut f32, dst_cs: isize, accumulate: bool,
-    lhs: *const f32, lhs_rs: isize, lhs_cs: isize,
-    rhs: *const f32, rhs_rs: isize, rhs_cs: isize,
-) {
-    gemm_strided(m, n, k, dst, 1, dst_cs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs);
 }
 
 /// The gemm crate's product with every stride given as (row, column), single-threaded.
