@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 
-use candle::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor};
+use candle::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu::{f32_slice, uninit_vec};
@@ -46,6 +46,24 @@ pub fn conv2d_fast(input: &Tensor, weight: &Tensor, stride: usize, padding: usiz
         candle::bail!("conv2d_fast: CPU only, got {:?}", input.device().location())
     }
     input.contiguous()?.apply_op2(&weight.contiguous()?, FastConv2d { geom })
+}
+
+/// `conv2d(input, weight) + residual` with `residual` of the output's shape: the residual
+/// connection of a ResNet block. On f32 CPU tensors the convolution accumulates onto the
+/// residual in one op (no separate add in the forward pass and one gradient edge fewer in the
+/// backward pass); elsewhere it is [`conv2d`] followed by an add.
+pub fn conv2d_add(input: &Tensor, weight: &Tensor, residual: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let fast = matches!(input.device(), Device::Cpu)
+        && [input.dtype(), weight.dtype(), residual.dtype()].iter().all(|&d| d == DType::F32);
+    if !fast {
+        return conv2d(input, weight, stride, padding)? + residual;
+    }
+    let geom = Geom::new(input.dims(), weight.dims(), stride, padding)?;
+    let out_dims = [geom.b_sz, geom.c_out, geom.out_h, geom.out_w];
+    if residual.dims() != out_dims {
+        candle::bail!("conv2d_add: residual must have the output's shape {out_dims:?}, got {:?}", residual.dims())
+    }
+    input.contiguous()?.apply_op3(&weight.contiguous()?, &residual.contiguous()?, FastConv2dAdd { geom })
 }
 
 /// candle's stock convolution (the reference path and the path on CUDA).
@@ -143,25 +161,64 @@ impl CustomOp2 for FastConv2d {
     }
 
     fn bwd(&self, input: &Tensor, weight: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        conv_backward(self.geom, input, weight, &grad.contiguous()?)
+    }
+}
+
+/// The input gradient and (unless parameter gradients are off) the weight gradient.
+fn conv_backward(geom: Geom, input: &Tensor, weight: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let grad_input = grad.apply_op2_no_bwd(weight, &ConvInputGrad { geom })?;
+    if !crate::grad_mode::parameter_grads() {
+        return Ok((Some(grad_input), None));
+    }
+    let grad_weight = input.apply_op2_no_bwd(grad, &ConvWeightGrad { geom })?;
+    Ok((Some(grad_input), Some(grad_weight)))
+}
+
+/// (input, weight, residual) -> conv + residual.
+struct FastConv2dAdd {
+    geom: Geom,
+}
+
+impl CustomOp3 for FastConv2dAdd {
+    fn name(&self) -> &'static str {
+        "fast-conv2d-add"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.geom;
+        let x = f32_slice(s1, l1, "conv2d_add")?;
+        let weight = f32_slice(s2, l2, "conv2d_add")?;
+        let residual = f32_slice(s3, l3, "conv2d_add")?;
+        let out = forward_onto(g, x, weight, Some(residual));
+        Ok((CpuStorage::F32(out), Shape::from((g.b_sz, g.c_out, g.out_h, g.out_w))))
+    }
+
+    fn bwd(&self, input: &Tensor, weight: &Tensor, _residual: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let grad_input = grad.apply_op2_no_bwd(weight, &ConvInputGrad { geom: self.geom })?;
-        if !crate::grad_mode::parameter_grads() {
-            return Ok((Some(grad_input), None));
-        }
-        let grad_weight = input.apply_op2_no_bwd(&grad, &ConvWeightGrad { geom: self.geom })?;
-        Ok((Some(grad_input), Some(grad_weight)))
+        let (grad_input, grad_weight) = conv_backward(self.geom, input, weight, &grad)?;
+        Ok((grad_input, grad_weight, Some(grad)))
     }
 }
 
 /// The forward convolution of a batch: per image, `y_b = W * col(x_b)` over column tiles.
 fn forward(g: Geom, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    forward_onto(g, x, weight, None)
+}
+
+/// [`forward`], plus `residual` (of the output's shape) when given: each image's output starts
+/// as its residual and the GEMMs accumulate onto it.
+fn forward_onto(g: Geom, x: &[f32], weight: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
     let mut out = uninit_vec(g.b_sz * g.out_len());
     out.par_chunks_mut(g.out_len()).enumerate().for_each(|(bi, out_b)| {
         let x_b = &x[bi * g.in_len()..(bi + 1) * g.in_len()];
+        if let Some(r) = residual {
+            out_b.copy_from_slice(&r[bi * g.out_len()..(bi + 1) * g.out_len()]);
+        }
         for_each_col_tile(g, x_b, |c0, nt, col| {
-            // out_b[:, c0..c0 + nt] (c_out x nt, row stride n) = W (c_out x k) * col (k x nt)
+            // out_b[:, c0..c0 + nt] (c_out x nt, row stride n) [+]= W (c_out x k) * col (k x nt)
             unsafe {
-                gemm_f32(g.c_out, nt, g.k(), out_b.as_mut_ptr().add(c0), g.n() as isize, false,
+                gemm_f32(g.c_out, nt, g.k(), out_b.as_mut_ptr().add(c0), g.n() as isize, residual.is_some(),
                     weight.as_ptr(), g.k() as isize, 1, col.as_ptr(), nt as isize, 1);
             }
         });

@@ -40,6 +40,16 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// `self.forward(x) + residual`, fused on the fast CPU path ([`conv::conv2d_add`]).
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        match self.kernels {
+            Kernels::Fast => conv::conv2d_add(x, &self.weight, residual, self.stride, self.padding),
+            Kernels::Stock => conv::conv2d_reference(x, &self.weight, self.stride, self.padding)? + residual,
+        }
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self.kernels {

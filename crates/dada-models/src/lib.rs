@@ -32,7 +32,7 @@ mod wrn;
 pub use alloc::retain_freed_memory;
 pub use batch_norm::{batch_norm, batch_norm_train_reference, channel_affine_reference, BatchNorm};
 pub use classifier::{build_model, build_model_with_kernels, Classifier, ModelKind, UnknownModel};
-pub use conv::{conv2d, conv2d_fast, conv2d_reference};
+pub use conv::{conv2d, conv2d_add, conv2d_fast, conv2d_reference};
 pub use grad_mode::without_parameter_grads;
 pub use init::{SeededInit, KAIMING_NORMAL_FAN_OUT};
 pub use layers::{conv2d_no_bias, global_avg_pool, linear, norm, Conv2d, Kernels, Norm};

@@ -133,10 +133,10 @@ impl WideBlock {
         let h = self.conv1.forward(&act)?;
         let h = self.bn2.forward_t(&h, train, true)?;
         let h = if train && self.dropout > 0.0 { candle_nn::ops::dropout(&h, self.dropout)? } else { h };
-        let h = self.conv2.forward(&h)?;
-        match &self.shortcut {
-            Some(conv) => h + conv.forward(&act)?,
-            None => h + x,
-        }
+        let residual = match &self.shortcut {
+            Some(conv) => conv.forward(&act)?,
+            None => x.clone(),
+        };
+        self.conv2.forward_add(&h, &residual)
     }
 }

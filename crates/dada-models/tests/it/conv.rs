@@ -2,7 +2,7 @@
 //! WRN shapes, and with finite differences on a tiny case.
 
 use candle::{DType, Var};
-use dada_models::{conv2d_fast, conv2d_reference};
+use dada_models::{conv2d_add, conv2d_fast, conv2d_reference};
 
 use crate::common::{finite_diff, rand_tensor, rel_err, rel_err_slices};
 
@@ -93,6 +93,36 @@ fn check_finite_differences((b, c_in, h, c_out, k, stride, padding): (usize, usi
     let what = format!("b {b} c_in {c_in} h {h} c_out {c_out} k {k} stride {stride} padding {padding}");
     assert!(rel_err_slices(&an_x, &fd_x) < 1e-4, "{what}: input {}", rel_err_slices(&an_x, &fd_x));
     assert!(rel_err_slices(&an_w, &fd_w) < 1e-4, "{what}: weight {}", rel_err_slices(&an_w, &fd_w));
+}
+
+#[test]
+fn fused_residual_add_agrees_with_candle() {
+    // the WRN residual joins: an identity residual after a 3x3 stride-1 convolution, and the
+    // output of a stride-2 shortcut (same output shape) after a stride-2 convolution's block
+    for (i, &(b, c_in, h, c_out, k, stride, padding)) in
+        [(2, 32, 32, 32, 3, 1, 1), (3, 16, 16, 32, 3, 2, 1), (2, 8, 9, 4, 1, 1, 0)].iter().enumerate()
+    {
+        let seed = 200 + 10 * i as u64;
+        let x = Var::from_tensor(&rand_tensor(&[b, c_in, h, h], seed)).unwrap();
+        let w = Var::from_tensor(&rand_tensor(&[c_out, c_in, k, k], seed + 1)).unwrap();
+        let y_ref = conv2d_reference(x.as_tensor(), w.as_tensor(), stride, padding).unwrap();
+        let res = Var::from_tensor(&rand_tensor(y_ref.dims(), seed + 2)).unwrap();
+        let y_ref = (y_ref + res.as_tensor()).unwrap();
+        let y_fast = conv2d_add(x.as_tensor(), w.as_tensor(), res.as_tensor(), stride, padding).unwrap();
+        let what = format!("case {i}");
+        assert!(rel_err(&y_fast, &y_ref) < 1e-4, "{what}: forward {}", rel_err(&y_fast, &y_ref));
+        let r = rand_tensor(y_ref.dims(), seed + 3);
+        let g_fast = (y_fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = (y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in [("input", &x), ("weight", &w), ("residual", &res)] {
+            let err = rel_err(g_fast.get(v.as_tensor()).unwrap(), g_ref.get(v.as_tensor()).unwrap());
+            assert!(err < 1e-4, "{what}: {name} gradient rel err {err}");
+        }
+    }
+    let x = rand_tensor(&[1, 3, 8, 8], 1);
+    let w = rand_tensor(&[4, 3, 3, 3], 2);
+    let err = conv2d_add(&x, &w, &rand_tensor(&[1, 4, 7, 8], 3), 1, 1).unwrap_err().to_string();
+    assert!(err.contains("residual must have the output's shape"), "{err}");
 }
 
 #[test]
