@@ -103,6 +103,10 @@ pub struct SearchCmd {
     /// Hypergradient: `unrolled` or `first-order`.
     #[arg(long)]
     pub hypergrad: Option<String>,
+    /// Magnitude gradient of the ops: `exact` (each op's own; surrogates where an op is not
+    /// smooth) or `straight-through` (the official DADA code's, for every op).
+    #[arg(long)]
+    pub op_grad: Option<String>,
     /// Model: wrn-40-2, wrn-16-2, wrn-28-10, resnet18, tiny-cnn.
     #[arg(long)]
     pub model: Option<String>,

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle::Device;
 use dada_train::config::TemperatureSchedule;
-use dada_train::{EstimatorKind, HypergradKind, Search, SearchConfig, SpaceKind};
+use dada_train::{EstimatorKind, HypergradKind, OpGradKind, Search, SearchConfig, SpaceKind};
 
 use crate::datasets::{auto_source, default_data_dir, ensure_cifar10};
 use crate::progress::{interrupt_flag, step_bar};
@@ -42,6 +42,13 @@ impl SearchCmd {
                 "unrolled" => HypergradKind::Unrolled,
                 "first-order" => HypergradKind::FirstOrder,
                 other => bail!("unknown hypergradient '{other}': expected 'unrolled' or 'first-order'"),
+            };
+        }
+        if let Some(g) = &self.op_grad {
+            cfg.op_grad = match g.as_str() {
+                "exact" => OpGradKind::Exact,
+                "straight-through" => OpGradKind::StraightThrough,
+                other => bail!("unknown op gradient '{other}': expected 'exact' or 'straight-through'"),
             };
         }
         if let Some(m) = &self.model {
@@ -98,8 +105,8 @@ impl SearchCmd {
             eprintln!("resumed {} at step {} of {}", out.display(), search.step_index(), cfg.total_steps());
         }
         eprintln!(
-            "searching: preset {}, space {:?}, estimator {:?}, hypergradient {:?}, model {}, {} / {} / {} images, {} epoch(s) of {} steps, seed {}",
-            cfg.preset, cfg.space, cfg.estimator, cfg.hypergrad, cfg.model, search.splits.train.len(),
+            "searching: preset {}, space {:?}, estimator {:?}, hypergradient {:?}, op gradient {:?}, model {}, {} / {} / {} images, {} epoch(s) of {} steps, seed {}",
+            cfg.preset, cfg.space, cfg.estimator, cfg.hypergrad, cfg.op_grad, cfg.model, search.splits.train.len(),
             search.splits.val.len(), search.splits.test.len(), cfg.epochs, cfg.steps_per_epoch(), cfg.seed
         );
         let stop = interrupt_flag();

@@ -48,7 +48,9 @@
 //! (solarize), the expected truncation loss `-(2^(8 - b) - 1) / 510` with `b = 4 + 4 m`
 //! continuous (posterize), the area-coverage soft edge (hard cutout).
 //! [`AugOp::magnitude_grad`] says which one an op uses. Magnitude-free ops take `magnitudes`
-//! anyway and give it no gradient.
+//! anyway and give it no gradient. [`OpSet::straight_through`] wraps every op of a set that
+//! has a magnitude in [`StraightThrough`]: the official DADA search's estimator for *every*
+//! op, smooth or not (its ops run in PIL), kept for comparison with the exact gradients.
 //!
 //! ```
 //! use candle::{Device, Tensor, Var};
@@ -77,6 +79,7 @@ mod op_set;
 pub mod ops;
 mod params;
 mod range;
+mod straight_through;
 pub mod testing;
 
 pub use kernel::{apply_kernel, kernel_backward, ImageDims, ImageKernel};
@@ -90,3 +93,4 @@ pub use ops::geometric::{FlipLR, Rotate, ShearX, ShearY, TranslateX, TranslateY}
 pub use ops::noise::Noise;
 pub use params::OpParams;
 pub use range::MagnitudeRange;
+pub use straight_through::StraightThrough;

@@ -33,6 +33,18 @@ pub enum HypergradKind {
     FirstOrder,
 }
 
+/// Which magnitude gradient the ops give the policy during the search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OpGradKind {
+    /// Each op's own: exact where the op is smooth in its magnitude, a documented surrogate
+    /// where it is not (the `dada-ops` table).
+    #[default]
+    Exact,
+    /// The official DADA code's: `out + m - m.detach()` for every op with a magnitude
+    /// (`dada_ops::StraightThrough`).
+    StraightThrough,
+}
+
 /// Temperature schedule of the relaxations.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum TemperatureSchedule {
@@ -85,6 +97,9 @@ pub struct SearchConfig {
     pub estimator: EstimatorKind,
     /// Hypergradient.
     pub hypergrad: HypergradKind,
+    /// Magnitude gradient of the ops (absent in checkpoints written before it existed: exact).
+    #[serde(default)]
+    pub op_grad: OpGradKind,
     /// Classifier.
     #[serde(with = "model_kind")]
     pub model: ModelKind,
@@ -143,6 +158,7 @@ impl SearchConfig {
             space: SpaceKind::Paper,
             estimator: EstimatorKind::Relax,
             hypergrad: HypergradKind::Unrolled,
+            op_grad: OpGradKind::Exact,
             model: ModelKind::Wrn40_2,
             split: SplitConfig::reduced_search(),
             epochs: 20,
@@ -280,5 +296,16 @@ mod tests {
         let mut bad = SearchConfig::tutorial();
         bad.policy_lr = -1.0;
         assert!(bad.validate().unwrap_err().contains("policy lr"));
+    }
+
+    #[test]
+    fn configs_written_before_op_grad_existed_read_as_exact() {
+        let mut cfg = SearchConfig::paper();
+        cfg.op_grad = OpGradKind::StraightThrough;
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(serde_json::from_value::<SearchConfig>(json.clone()).unwrap(), cfg);
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("op_grad");
+        assert_eq!(serde_json::from_value::<SearchConfig>(old).unwrap().op_grad, OpGradKind::Exact);
     }
 }

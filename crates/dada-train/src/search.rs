@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::loss::cross_entropy;
 use dada_models::{build_model, clip_grad_norm, without_parameter_grads, Classifier, ModelParams, SgdConfig, SgdMomentum};
+use dada_ops::OpSet;
 use dada_policy::{Estimator, Policy, PolicyAdam, PolicyFile, PolicySample, Relax};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -15,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::config::{EstimatorKind, HypergradKind, SearchConfig, SpaceKind};
+use crate::config::{EstimatorKind, HypergradKind, OpGradKind, SearchConfig, SpaceKind};
 use crate::data::{make_splits, BinaryDataset, ImageSet, Splits};
 use crate::pipeline::{crop_flip_batch, finish, normalize};
 
@@ -195,12 +196,19 @@ impl Search {
             params.trainable_vars(),
             SgdConfig { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: cfg.nesterov },
         )?;
+        let ops = |set: OpSet| match cfg.op_grad {
+            OpGradKind::Exact => set,
+            OpGradKind::StraightThrough => set.straight_through(),
+        };
         let policy: Box<dyn Policy> = match cfg.space {
             SpaceKind::Paper => Box::new(dada_policy::PaperPolicy::new(
-                dada_policy::PaperConfig { top_k: cfg.top_k, ..dada_policy::PaperConfig::default() },
+                dada_policy::PaperConfig { top_k: cfg.top_k, ops: ops(OpSet::paper()), ..dada_policy::PaperConfig::default() },
                 device,
             )?),
-            SpaceKind::Tutorial => Box::new(dada_policy::TutorialPolicy::new(dada_policy::TutorialConfig::default(), device)?),
+            SpaceKind::Tutorial => Box::new(dada_policy::TutorialPolicy::new(
+                dada_policy::TutorialConfig { ops: ops(OpSet::tutorial()), ..dada_policy::TutorialConfig::default() },
+                device,
+            )?),
         };
         let relax = match cfg.estimator {
             EstimatorKind::Relax => Some(Relax::new(policy.as_ref(), cfg.relax_hidden, cfg.relax_lr, device)?),
