@@ -56,13 +56,27 @@ impl AugOp for StraightThrough {
         out.broadcast_add(&ste(magnitudes)?)
     }
 
-    fn apply_reference(&self, images: &Tensor, magnitudes: &Tensor, params: &OpParams) -> Result<Tensor> {
-        let out = self.inner.apply_reference(images, &magnitudes.detach(), params)?;
+    fn apply_reference(
+        &self,
+        images: &Tensor,
+        magnitudes: &Tensor,
+        params: &OpParams,
+    ) -> Result<Tensor> {
+        let out = self
+            .inner
+            .apply_reference(images, &magnitudes.detach(), params)?;
         out.broadcast_add(&ste(magnitudes)?)
     }
 
-    fn kernel(&self, params: &OpParams, shape: (usize, usize, usize, usize)) -> Result<Option<Arc<dyn ImageKernel>>> {
-        Ok(self.inner.kernel(params, shape)?.map(|inner| Arc::new(StraightThroughKernel { inner }) as Arc<dyn ImageKernel>))
+    fn kernel(
+        &self,
+        params: &OpParams,
+        shape: (usize, usize, usize, usize),
+    ) -> Result<Option<Arc<dyn ImageKernel>>> {
+        Ok(self
+            .inner
+            .kernel(params, shape)?
+            .map(|inner| Arc::new(StraightThroughKernel { inner }) as Arc<dyn ImageKernel>))
     }
 }
 
@@ -86,7 +100,8 @@ impl ImageKernel for StraightThroughKernel {
         grad_src: &mut [f32],
     ) -> f32 {
         // the image gradient is the op's own; its magnitude gradient is discarded
-        self.inner.backward(index, magnitude, src, dims, grad_out, scale, grad_src);
+        self.inner
+            .backward(index, magnitude, src, dims, grad_out, scale, grad_src);
         grad_out.iter().map(|&g| g as f64).sum::<f64>() as f32
     }
 }
@@ -98,7 +113,8 @@ impl OpSet {
         OpSet::new(
             self.iter()
                 .map(|op| {
-                    if op.range().is_some() && op.magnitude_grad() != MagnitudeGrad::StraightThrough {
+                    if op.range().is_some() && op.magnitude_grad() != MagnitudeGrad::StraightThrough
+                    {
                         Arc::new(StraightThrough::new(op.clone())) as Arc<dyn AugOp>
                     } else {
                         op.clone()
@@ -126,23 +142,57 @@ mod tests {
         let dev = Device::Cpu;
         let x = candle::Var::from_tensor(&images(2)).unwrap();
         let m = candle::Var::new(&[0.3f32, 0.8], &dev).unwrap();
-        let upstream = Tensor::from_vec((0..2 * 3 * 64).map(|i| ((i % 7) as f32 - 3.0) / 10.0).collect::<Vec<_>>(), (2, 3, 8, 8), &dev).unwrap();
+        let upstream = Tensor::from_vec(
+            (0..2 * 3 * 64)
+                .map(|i| ((i % 7) as f32 - 3.0) / 10.0)
+                .collect::<Vec<_>>(),
+            (2, 3, 8, 8),
+            &dev,
+        )
+        .unwrap();
         for name in ["shear_x", "brightness", "posterize", "cutout"] {
             let op = OpSet::by_name(name).unwrap();
             let st = StraightThrough::new(op.clone());
             let params = op.sample(2, &mut StdRng::seed_from_u64(1), &dev).unwrap();
             let plain = op.apply(&x, &m, &params).unwrap();
             let wrapped = st.apply(&x, &m, &params).unwrap();
-            let diff = (&plain - &wrapped).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let diff = (&plain - &wrapped)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(diff < 1e-6, "{name}: values differ by {diff}");
-            let g_plain = (plain * &upstream).unwrap().sum_all().unwrap().backward().unwrap();
-            let g_wrapped = (wrapped * &upstream).unwrap().sum_all().unwrap().backward().unwrap();
-            let gx = (g_plain.get(&x).unwrap() - g_wrapped.get(&x).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let g_plain = (plain * &upstream)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_wrapped = (wrapped * &upstream)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gx = (g_plain.get(&x).unwrap() - g_wrapped.get(&x).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(gx < 1e-5, "{name}: image gradients differ by {gx}");
             let gm = g_wrapped.get(&m).unwrap().to_vec1::<f32>().unwrap();
             let per_image = upstream.sum((1, 2, 3)).unwrap().to_vec1::<f32>().unwrap();
             for (a, b) in gm.iter().zip(&per_image) {
-                assert!((a - b).abs() < 1e-4, "{name}: magnitude gradient {a} != upstream sum {b}");
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "{name}: magnitude gradient {a} != upstream sum {b}"
+                );
             }
             assert_eq!(st.magnitude_grad(), MagnitudeGrad::StraightThrough);
             assert_eq!(st.name(), name);
@@ -154,22 +204,73 @@ mod tests {
         let dev = Device::Cpu;
         let ops = OpSet::paper().straight_through();
         assert_eq!(ops.names(), OpSet::paper().names());
-        assert_eq!(ops.get(5).magnitude_grad(), MagnitudeGrad::None, "auto_contrast stays unwrapped");
+        assert_eq!(
+            ops.get(5).magnitude_grad(),
+            MagnitudeGrad::None,
+            "auto_contrast stays unwrapped"
+        );
         let b = 3;
         let x = candle::Var::from_tensor(&images(b)).unwrap();
-        let m = candle::Var::from_tensor(&Tensor::from_vec((0..b * 15).map(|i| (i % 10) as f32 / 10.0 + 0.05).collect::<Vec<_>>(), (b, 15), &dev).unwrap()).unwrap();
-        let w = Tensor::from_vec((0..b * 15).map(|i| (i % 4) as f32 / 10.0).collect::<Vec<_>>(), (b, 15), &dev).unwrap();
-        let params = ops.sample_all(b, &mut StdRng::seed_from_u64(3), &dev).unwrap();
+        let m = candle::Var::from_tensor(
+            &Tensor::from_vec(
+                (0..b * 15)
+                    .map(|i| (i % 10) as f32 / 10.0 + 0.05)
+                    .collect::<Vec<_>>(),
+                (b, 15),
+                &dev,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let w = Tensor::from_vec(
+            (0..b * 15)
+                .map(|i| (i % 4) as f32 / 10.0)
+                .collect::<Vec<_>>(),
+            (b, 15),
+            &dev,
+        )
+        .unwrap();
+        let params = ops
+            .sample_all(b, &mut StdRng::seed_from_u64(3), &dev)
+            .unwrap();
         let fused = weighted_mixture(&ops, &x, &m, &w, &params).unwrap();
         let reference = weighted_mixture_reference(&ops, &x, &m, &w, &params).unwrap();
-        let d = (&fused - &reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (&fused - &reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(d < 1e-4, "values differ by {d}");
         let gf = fused.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = reference.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        let a = gf.get(&m).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let r = gr.get(&m).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let gr = reference
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let a = gf
+            .get(&m)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let r = gr
+            .get(&m)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         for (i, (a, r)) in a.iter().zip(&r).enumerate() {
-            assert!((a - r).abs() <= 1e-3 * (1.0 + r.abs()), "magnitude gradient {i}: fused {a} vs reference {r}");
+            assert!(
+                (a - r).abs() <= 1e-3 * (1.0 + r.abs()),
+                "magnitude gradient {i}: fused {a} vs reference {r}"
+            );
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Geometric ops: `ShearX`, `ShearY`, `TranslateX`, `TranslateY`, `Rotate` (PIL affine warps,
 //! nearest or bilinear sampling, fill 0) and `FlipLR`.
+use std::cell::RefCell;
 use std::f64::consts::PI;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle::{DType, Device, Result, Tensor};
 use rand::rngs::StdRng;
 
 use crate::kernel::{check_inputs, dispatch, per_image, ImageDims, ImageKernel};
+use crate::ops::enhance::sum8;
 use crate::ops::ste;
 use crate::params::random_signs;
 use crate::{AugOp, Estimator, Interpolation, MagnitudeGrad, MagnitudeRange, OpParams};
@@ -69,12 +71,7 @@ macro_rules! affine_op {
                 shape: (usize, usize, usize, usize),
             ) -> Result<Option<Arc<dyn ImageKernel>>> {
                 let signs = per_image(params.signs.as_ref(), shape.0, 1.0, "signs")?;
-                Ok(Some(Arc::new(AffineKernel {
-                    kind: $kind,
-                    interpolation: self.interpolation,
-                    estimator: self.estimator,
-                    signs,
-                })))
+                Ok(Some(Arc::new(AffineKernel::new($kind, self.interpolation, self.estimator, signs))))
             }
         }
     };
@@ -342,85 +339,186 @@ impl NearestMap {
     }
 }
 
-/// The four bilinear taps at input coordinates `(u, v)` (pixel centres at `i + 0.5`), zero
-/// outside the image: invalid taps get weight 0 and a valid dummy index, so sampling is
-/// branch-free.
-struct Taps {
-    idx: [usize; 4],
-    weight: [f32; 4],
-    valid: [f32; 4],
-    fx: f32,
-    fy: f32,
+/// Bilinear taps of every output pixel, as indices into a source plane padded with a zero
+/// border of one pixel (`(h + 2) x (w + 2)`): taps outside the image read the border, so
+/// sampling and its derivatives are branch-free. Pixel centres are at `i + 0.5`; a pixel
+/// whose four taps all lie outside the image points at index 0 with `mask = 0`.
+#[derive(Default)]
+struct TapField {
+    /// Padded index of the tap `(x0, y0)`; the others are `+1`, `+pw`, `+pw + 1`.
+    idx: Vec<u32>,
+    fx: Vec<f32>,
+    fy: Vec<f32>,
+    mask: Vec<f32>,
+    /// Padded row width, `w + 2`.
+    pw: usize,
 }
 
-impl Taps {
-    #[inline(always)]
-    fn new(u: f32, v: f32, dims: ImageDims) -> Self {
-        let (ux, vy) = (u - 0.5, v - 0.5);
-        let (x0, y0) = (floor_i64(ux), floor_i64(vy));
-        let (fx, fy) = (ux - x0 as f32, vy - y0 as f32);
-        let wxs = [1.0 - fx, fx];
-        let wys = [1.0 - fy, fy];
-        if x0 >= 0 && y0 >= 0 && (x0 as usize + 1) < dims.w && (y0 as usize + 1) < dims.h {
-            // Interior: all four taps valid.
-            let i = y0 as usize * dims.w + x0 as usize;
-            return Taps {
-                idx: [i, i + 1, i + dims.w, i + dims.w + 1],
-                weight: [
-                    wxs[0] * wys[0],
-                    wxs[1] * wys[0],
-                    wxs[0] * wys[1],
-                    wxs[1] * wys[1],
-                ],
-                valid: [1.0; 4],
-                fx,
-                fy,
-            };
+impl TapField {
+    /// Overwrites the field with the taps of the warp `a` on images of `dims` (buffers are
+    /// reused: every element is written).
+    fn fill(&mut self, a: &[f64; 6], dims: ImageDims) {
+        let (h, w, pw) = (dims.h, dims.w, dims.w + 2);
+        let n = dims.plane();
+        for v in [&mut self.fx, &mut self.fy, &mut self.mask] {
+            v.resize(n, 0.0);
         }
-        let mut t = Taps {
-            idx: [0; 4],
-            weight: [0.0; 4],
-            valid: [0.0; 4],
-            fx,
-            fy,
-        };
-        for k in 0..4 {
-            let (dx, dy) = (k & 1, k >> 1);
-            let (xi, yi) = (x0 + dx as i64, y0 + dy as i64);
-            if xi >= 0 && yi >= 0 && (xi as usize) < dims.w && (yi as usize) < dims.h {
-                t.idx[k] = yi as usize * dims.w + xi as usize;
-                t.valid[k] = 1.0;
-                t.weight[k] = wxs[dx] * wys[dy];
+        self.idx.resize(n, 0);
+        self.pw = pw;
+        let (idx, fx, fy, mask) = (&mut self.idx, &mut self.fx, &mut self.fy, &mut self.mask);
+        let (mut us, mut vs) = ([0f32; 64], [0f32; 64]);
+        let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
+        for y in 0..h {
+            let yy = y as f64 + 0.5;
+            let (bu, bv) = (a[1] * yy, a[4] * yy);
+            for x0 in (0..w).step_by(64) {
+                let nx = (w - x0).min(64);
+                // the same arithmetic as PIL's and the reference path's: a0 X + a1 Y + a2 in f64
+                for x in 0..nx {
+                    let xx = (x0 + x) as f64 + 0.5;
+                    us[x] = (a[0] * xx + bu + a[2]) as f32 - 0.5;
+                    vs[x] = (a[3] * xx + bv + a[5]) as f32 - 0.5;
+                }
+                let r = y * w + x0..y * w + x0 + nx;
+                let (idx, fx, fy, mask) = (
+                    &mut idx[r.clone()],
+                    &mut fx[r.clone()],
+                    &mut fy[r.clone()],
+                    &mut mask[r],
+                );
+                for x in 0..nx {
+                    let (u, v) = (us[x], vs[x]);
+                    let (xi, yi) = (floor_i32(u), floor_i32(v));
+                    fx[x] = u - xi as f32;
+                    fy[x] = v - yi as f32;
+                    let inside = (xi >= -1) & (xi < wi) & (yi >= -1) & (yi < hi);
+                    mask[x] = if inside { 1.0 } else { 0.0 };
+                    idx[x] = if inside {
+                        ((yi + 1) * pwi + xi + 1) as u32
+                    } else {
+                        0
+                    };
+                }
             }
         }
-        t
-    }
-
-    #[inline(always)]
-    fn sample(&self, plane: &[f32]) -> f32 {
-        plane[self.idx[0]] * self.weight[0]
-            + plane[self.idx[1]] * self.weight[1]
-            + plane[self.idx[2]] * self.weight[2]
-            + plane[self.idx[3]] * self.weight[3]
     }
 }
 
-/// `floor(v)` as an integer without a libm call (truncate, then step down for negatives).
-#[inline(always)]
-fn floor_i64(v: f32) -> i64 {
-    let t = v as i64;
-    t - ((t as f32) > v) as i64
+/// Per-thread buffers of the geometric kernels, reused from image to image: no allocation or
+/// zeroing per image (the padded planes' borders stay zero; their interiors are overwritten).
+#[derive(Default)]
+struct Scratch {
+    taps: TapField,
+    /// Per-pixel weights of the magnitude derivative, `d sample / d p = sum_k v_k e_k`.
+    e: [Vec<f32>; 4],
+    /// Every channel of the current image, zero-padded (see [`Scratch::pad`]).
+    pads: Vec<f32>,
+    pads_dims: Option<ImageDims>,
 }
 
-/// Output pixel centre `(x + 0.5, y + 0.5)` mapped through `a`, in f32 (bilinear taps only;
-/// nearest sampling uses `NearestMap`).
+impl Scratch {
+    /// Copies every channel of `image` into the interior of its own zero-bordered padded plane
+    /// in `self.pads`.
+    fn pad(&mut self, image: &[f32], dims: ImageDims) {
+        let (pw, pl) = (dims.w + 2, padded_len(dims));
+        if self.pads_dims != Some(dims) {
+            self.pads = vec![0f32; dims.c * pl];
+            self.pads_dims = Some(dims);
+        }
+        for (plane, pad) in image
+            .chunks_exact(dims.plane())
+            .zip(self.pads.chunks_exact_mut(pl))
+        {
+            for (y, row) in plane.chunks_exact(dims.w).enumerate() {
+                pad[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` on this thread's [`Scratch`].
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// Elements of one zero-padded plane, `(h + 2) (w + 2)`.
+fn padded_len(dims: ImageDims) -> usize {
+    (dims.h + 2) * (dims.w + 2)
+}
+
+/// The per-pixel weights `e_k` of the bilinear derivative of the warp w.r.t. its parameter `p`
+/// (`da` = d coefficients / d p): `d sample / d p = sum_k v_k e_k` with `v_k` the four taps
+/// `(v00, v01, v10, v11)`, from `d/du = (1 - fy)(v01 - v00) + fy (v11 - v10)` and
+/// `d/dv = (1 - fx)(v10 - v00) + fx (v11 - v01)`, each times the coordinate's derivative.
+#[inline(never)]
+fn magnitude_weights(taps: &TapField, da: [f32; 6], dims: ImageDims, e: &mut [Vec<f32>; 4]) {
+    let [e0, e1, e2, e3] = e;
+    for y in 0..dims.h {
+        let yy = y as f32 + 0.5;
+        let (du_row, dv_row) = (da[1] * yy + da[2], da[4] * yy + da[5]);
+        let r = y * dims.w..(y + 1) * dims.w;
+        let (fx, fy, m) = (
+            &taps.fx[r.clone()],
+            &taps.fy[r.clone()],
+            &taps.mask[r.clone()],
+        );
+        let (e0, e1, e2, e3) = (
+            &mut e0[r.clone()],
+            &mut e1[r.clone()],
+            &mut e2[r.clone()],
+            &mut e3[r],
+        );
+        for x in 0..dims.w {
+            let xx = x as f32 + 0.5;
+            let (du, dv) = ((da[0] * xx + du_row) * m[x], (da[3] * xx + dv_row) * m[x]);
+            let (fx, fy) = (fx[x], fy[x]);
+            e0[x] = -(1.0 - fy) * du - (1.0 - fx) * dv;
+            e1[x] = (1.0 - fy) * du - fx * dv;
+            e2[x] = -fy * du + (1.0 - fx) * dv;
+            e3[x] = fy * du + fx * dv;
+        }
+    }
+}
+
+/// `sum_o g[o] sum_k v_k(o) e_k(o)` over one padded plane: one channel's share of
+/// `d out / d p` against the upstream gradient `g`.
+#[inline(never)]
+fn channel_dp(pad: &[f32], pw: usize, idx: &[u32], e: &[Vec<f32>; 4], g: &[f32]) -> f32 {
+    let n = g.len();
+    let (idx, e0, e1, e2, e3) = (&idx[..n], &e[0][..n], &e[1][..n], &e[2][..n], &e[3][..n]);
+    sum8(n, |o| {
+        // SAFETY: a TapField index of this size into one padded plane
+        let v = unsafe { taps4(pad, *idx.get_unchecked(o) as usize, pw) };
+        g[o] * (v[0] * e0[o] + v[1] * e1[o] + v[2] * e2[o] + v[3] * e3[o])
+    })
+}
+
+/// The four taps of a [`TapField`] pixel in one padded plane: `(v00, v01, v10, v11)` (`v_yx`).
+///
+/// # Safety
+/// `i` must come from a `TapField` of this image size and `pad` be one padded plane of it:
+/// `i <= h pw + w`, so `i + pw + 1 < (h + 2) pw`.
 #[inline(always)]
-fn coords(a: &[f64; 6], x: usize, y: usize) -> (f32, f32) {
-    let (xx, yy) = (x as f64 + 0.5, y as f64 + 0.5);
-    (
-        (a[0] * xx + a[1] * yy + a[2]) as f32,
-        (a[3] * xx + a[4] * yy + a[5]) as f32,
-    )
+unsafe fn taps4(pad: &[f32], i: usize, pw: usize) -> [f32; 4] {
+    debug_assert!(i + pw + 1 < pad.len());
+    [
+        *pad.get_unchecked(i),
+        *pad.get_unchecked(i + 1),
+        *pad.get_unchecked(i + pw),
+        *pad.get_unchecked(i + pw + 1),
+    ]
+}
+
+/// `floor(v)` as an integer without a libm call (truncate, then step down for negatives;
+/// saturating far outside the image, where every tap is masked anyway).
+#[inline(always)]
+fn floor_i32(v: f32) -> i32 {
+    let t = v as i32;
+    t - ((t as f32) > v) as i32
 }
 
 /// Marks an output pixel filled with 0 in a nearest-index table.
@@ -431,19 +529,76 @@ struct AffineKernel {
     interpolation: Interpolation,
     estimator: Estimator,
     signs: Vec<f32>,
+    /// Nearest tables built by `forward`, per image, keyed by the magnitude's bits: the
+    /// backward pass of the same image takes its table instead of building it again.
+    tables: Vec<Mutex<Option<(u32, Vec<u32>)>>>,
 }
 
 impl AffineKernel {
+    fn new(
+        kind: AffineKind,
+        interpolation: Interpolation,
+        estimator: Estimator,
+        signs: Vec<f32>,
+    ) -> Self {
+        let tables = if interpolation == Interpolation::Nearest {
+            (0..signs.len()).map(|_| Mutex::new(None)).collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            kind,
+            interpolation,
+            estimator,
+            signs,
+            tables,
+        }
+    }
+
     /// Source pixel of every output pixel (`OUTSIDE` for fill), PIL's nearest rule.
     fn nearest_table(a: [f64; 6], dims: ImageDims) -> Vec<u32> {
-        let map = NearestMap::new(a, dims);
-        let mut table = Vec::with_capacity(dims.plane());
-        for y in 0..dims.h {
-            for x in 0..dims.w {
-                table.push(map.index(x, y, dims).map_or(OUTSIDE, |q| q as u32));
+        let mut table = vec![OUTSIDE; dims.plane()];
+        let (w, h) = (dims.w as i64, dims.h as i64);
+        match NearestMap::new(a, dims) {
+            NearestMap::Fixed(f) => {
+                // the fixed-point sums of `NearestMap::index`, accumulated along the row
+                for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
+                    let (mut xs, mut ys) = (f[2] + y as i64 * f[1], f[5] + y as i64 * f[4]);
+                    for t in row.iter_mut() {
+                        let (xi, yi) = (xs >> 16, ys >> 16);
+                        if xi >= 0 && yi >= 0 && xi < w && yi < h {
+                            *t = (yi * w + xi) as u32;
+                        }
+                        xs += f[0];
+                        ys += f[3];
+                    }
+                }
+            }
+            map @ NearestMap::Float(_) => {
+                for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
+                    for (x, t) in row.iter_mut().enumerate() {
+                        if let Some(q) = map.index(x, y, dims) {
+                            *t = q as u32;
+                        }
+                    }
+                }
             }
         }
         table
+    }
+
+    /// The nearest table of image `index` at `magnitude` (the one `forward` built, if any).
+    fn take_table(&self, index: usize, magnitude: f32, a: [f64; 6], dims: ImageDims) -> Vec<u32> {
+        let cached = self
+            .tables
+            .get(index)
+            .and_then(|slot| slot.lock().ok()?.take());
+        match cached {
+            Some((bits, table)) if bits == magnitude.to_bits() && table.len() == dims.plane() => {
+                table
+            }
+            _ => Self::nearest_table(a, dims),
+        }
     }
 }
 
@@ -460,19 +615,30 @@ impl ImageKernel for AffineKernel {
                         *d = if q == OUTSIDE { 0.0 } else { s[q as usize] };
                     }
                 }
-            }
-            Interpolation::Bilinear => {
-                for y in 0..dims.h {
-                    for x in 0..dims.w {
-                        let (u, v) = coords(&a, x, y);
-                        let taps = Taps::new(u, v, dims);
-                        let o = y * dims.w + x;
-                        for c in 0..dims.c {
-                            dst[c * plane + o] = taps.sample(&src[c * plane..(c + 1) * plane]);
-                        }
+                if let Some(slot) = self.tables.get(index) {
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = Some((magnitude.to_bits(), table));
                     }
                 }
             }
+            Interpolation::Bilinear => with_scratch(|scratch| {
+                scratch.taps.fill(&a, dims);
+                scratch.pad(src, dims);
+                let (taps, pads) = (&scratch.taps, &scratch.pads);
+                let (pw, pl) = (taps.pw, padded_len(dims));
+                for (pad, d) in pads.chunks_exact(pl).zip(dst.chunks_exact_mut(plane)) {
+                    for (o, d) in d.iter_mut().enumerate() {
+                        // SAFETY: a TapField index of this size into one padded plane
+                        let v = unsafe { taps4(pad, taps.idx[o] as usize, pw) };
+                        let (fx, fy, m) = (taps.fx[o], taps.fy[o], taps.mask[o]);
+                        let (wy0, wy1) = ((1.0 - fy) * m, fy * m);
+                        *d = v[0] * ((1.0 - fx) * wy0)
+                            + v[1] * (fx * wy0)
+                            + v[2] * ((1.0 - fx) * wy1)
+                            + v[3] * (fx * wy1);
+                    }
+                }
+            }),
         }
     }
 
@@ -492,7 +658,7 @@ impl ImageKernel for AffineKernel {
         let (a, da) = self.kind.coeffs(p, dims.h, dims.w);
         let plane = dims.plane();
         if self.interpolation == Interpolation::Nearest {
-            let table = Self::nearest_table(a, dims);
+            let table = self.take_table(index, magnitude, a, dims);
             for (g, gs) in grad_out
                 .chunks_exact(plane)
                 .zip(grad_src.chunks_exact_mut(plane))
@@ -504,54 +670,59 @@ impl ImageKernel for AffineKernel {
                 }
             }
             if self.estimator == Estimator::StraightThrough {
-                return grad_out.iter().sum();
+                return sum8(grad_out.len(), |j| grad_out[j]);
             }
         }
         // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear derivative;
-        // the surrogate under nearest sampling).
+        // the surrogate under nearest sampling). Per pixel, d sample / d p = sum_k value_k e_k:
+        // du = (1 - fy)(v01 - v00) + fy (v11 - v10), dv = (1 - fx)(v10 - v00) + fx (v11 - v01)
+        // (v_yx), each times the coordinate's derivative.
         let bilinear = self.interpolation == Interpolation::Bilinear;
-        let da32 = da.map(|v| v as f32);
-        let mut dp = 0f64;
-        for y in 0..dims.h {
-            let yy = y as f32 + 0.5;
-            let (du_row, dv_row) = (da32[1] * yy + da32[2], da32[4] * yy + da32[5]);
-            let mut row = [0f32; 4];
-            for x in 0..dims.w {
-                let xx = x as f32 + 0.5;
-                let (u, v) = coords(&a, x, y);
-                let taps = Taps::new(u, v, dims);
-                let du_dp = da32[0] * xx + du_row;
-                let dv_dp = da32[3] * xx + dv_row;
-                // d sample / d p = sum_k value_k * e_k, from the bilinear derivative:
-                // du = (1 - fy)(v10 - v00) + fy (v11 - v01), dv = (1 - fx)(v01 - v00) + fx (v11 - v10).
-                let (fx, fy) = (taps.fx, taps.fy);
-                let e = [
-                    (-(1.0 - fy) * du_dp - (1.0 - fx) * dv_dp) * taps.valid[0],
-                    ((1.0 - fy) * du_dp - fx * dv_dp) * taps.valid[1],
-                    (-fy * du_dp + (1.0 - fx) * dv_dp) * taps.valid[2],
-                    (fy * du_dp + fx * dv_dp) * taps.valid[3],
-                ];
-                let o = y * dims.w + x;
-                for c in 0..dims.c {
-                    let g = grad_out[c * plane + o];
-                    let src_c = &src[c * plane..(c + 1) * plane];
-                    if bilinear {
-                        let gs = &mut grad_src[c * plane..(c + 1) * plane];
-                        let sg = scale * g;
-                        for k in 0..4 {
-                            gs[taps.idx[k]] += sg * taps.weight[k];
-                        }
+        with_scratch(|scratch| {
+            scratch.taps.fill(&a, dims);
+            scratch.pad(src, dims);
+            for e in &mut scratch.e {
+                e.resize(plane, 0.0);
+            }
+            let Scratch { taps, e, pads, .. } = scratch;
+            let (pw, pl) = (taps.pw, padded_len(dims));
+            let mut grad_pads = if bilinear {
+                vec![0f32; dims.c * pl]
+            } else {
+                Vec::new()
+            };
+            magnitude_weights(taps, da.map(|v| v as f32), dims, e);
+            let idx = &taps.idx[..plane];
+            let mut dp = 0f64;
+            for c in 0..dims.c {
+                let g = &grad_out[c * plane..(c + 1) * plane];
+                dp += channel_dp(&pads[c * pl..(c + 1) * pl], pw, idx, e, g) as f64;
+                if bilinear {
+                    let gp = &mut grad_pads[c * pl..(c + 1) * pl];
+                    for o in 0..plane {
+                        let (i, fx, fy) = (idx[o] as usize, taps.fx[o], taps.fy[o]);
+                        let sg = scale * g[o] * taps.mask[o];
+                        let (gy0, gy1) = (sg * (1.0 - fy), sg * fy);
+                        gp[i] += gy0 * (1.0 - fx);
+                        gp[i + 1] += gy0 * fx;
+                        gp[i + pw] += gy1 * (1.0 - fx);
+                        gp[i + pw + 1] += gy1 * fx;
                     }
-                    let d = src_c[taps.idx[0]] * e[0]
-                        + src_c[taps.idx[1]] * e[1]
-                        + src_c[taps.idx[2]] * e[2]
-                        + src_c[taps.idx[3]] * e[3];
-                    row[c & 3] += g * d;
                 }
             }
-            dp += row.iter().sum::<f32>() as f64;
-        }
-        (dp * range.dparam_dm(sign) as f64) as f32
+            if bilinear {
+                for (gp, gs) in grad_pads
+                    .chunks_exact(pl)
+                    .zip(grad_src.chunks_exact_mut(plane))
+                {
+                    for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
+                        let from = &gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
+                        row.iter_mut().zip(from).for_each(|(d, s)| *d += s);
+                    }
+                }
+            }
+            (dp * range.dparam_dm(sign) as f64) as f32
+        })
     }
 }
 
