@@ -258,7 +258,8 @@ impl CustomOp3 for FusedMixture {
                                             kernel.forward(i, m, xi, dims, tmp);
                                             tmp
                                         };
-                                        gw[k] = sum8(n, |j| out_k[j] * gi[j]);
+                                        let (o, gg) = (&out_k[..n], &gi[..n]);
+                                        gw[k] = sum8(n, |j| o[j] * gg[j]);
                                         if wk == 0.0 {
                                             continue;
                                         }

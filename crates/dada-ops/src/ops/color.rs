@@ -6,6 +6,7 @@ use candle::{DType, Device, Result, Tensor};
 use rand::rngs::StdRng;
 
 use crate::kernel::{check_inputs, dispatch, ImageDims, ImageKernel};
+use crate::ops::enhance::sum8;
 use crate::ops::{per_image4, ste};
 use crate::{AugOp, Estimator, MagnitudeGrad, MagnitudeRange, OpParams};
 
@@ -382,6 +383,20 @@ fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
     Some(lut)
 }
 
+/// `e^x` for `x` in about [-87, 87], branch-free (vectorizes, unlike libm's `expf`): `2^n e^r`
+/// with `r` in [-ln 2 / 2, ln 2 / 2] and a degree-6 Taylor polynomial, relative error below 1e-6.
+#[inline(always)]
+pub(crate) fn exp_approx(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 87.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * std::f32::consts::LN_2;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
 /// Per channel `(min, max)` and whether autocontrast stretches it.
 fn channel_range(plane: &[f32]) -> (f32, f32, bool) {
     let (mut lo, mut hi) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
@@ -437,10 +452,8 @@ impl ImageKernel for PointKernel {
                 {
                     let (lo, hi, stretch) = channel_range(s);
                     if stretch {
-                        let spread = hi - lo;
-                        d.iter_mut()
-                            .zip(s)
-                            .for_each(|(d, x)| *d = (x - lo) / spread);
+                        let inv = 1.0 / (hi - lo);
+                        d.iter_mut().zip(s).for_each(|(d, x)| *d = (x - lo) * inv);
                     } else {
                         d.copy_from_slice(s);
                     }
@@ -492,35 +505,35 @@ impl ImageKernel for PointKernel {
             }
             PointOp::Solarize(estimator) => {
                 let thr = SOLARIZE_RANGE.param(magnitude, 1.0) + -THRESHOLD_TOLERANCE;
-                let w = SOLARIZE_SURROGATE_WIDTH;
-                let t = SOLARIZE_RANGE.high * magnitude;
-                let mut dm = 0f32;
-                for ((v, &g), &x) in grad_src.iter_mut().zip(grad_out).zip(src) {
-                    *v += if x * 255.0 >= thr {
-                        -scale * g
+                let n = grad_out.len();
+                let (g, x, gs) = (&grad_out[..n], &src[..n], &mut grad_src[..n]);
+                for i in 0..n {
+                    gs[i] += if x[i] * 255.0 >= thr {
+                        -scale * g[i]
                     } else {
-                        scale * g
-                    };
-                    dm += match estimator {
-                        Estimator::StraightThrough => g,
-                        Estimator::Surrogate => {
-                            // d/dm [x + s (1 - 2x)], s = sigmoid((255 x - 256 m) / w):
-                            // s (1 - s) (-256 / w) (1 - 2 x); below 1e-13 past |z| = 30.
-                            let z = (x * 255.0 - t) / w;
-                            if z.abs() > 30.0 {
-                                0.0
-                            } else {
-                                let s = 1.0 / (1.0 + (-z).exp());
-                                g * s * (1.0 - s) * (-SOLARIZE_RANGE.high / w) * (1.0 - 2.0 * x)
-                            }
-                        }
+                        scale * g[i]
                     };
                 }
-                dm
+                match estimator {
+                    Estimator::StraightThrough => sum8(n, |i| g[i]),
+                    Estimator::Surrogate => {
+                        // d/dm [x + s (1 - 2x)], s = sigmoid((255 x - 256 m) / w):
+                        // s (1 - s) (-256 / w) (1 - 2 x). z is clamped to +-30, where the
+                        // derivative is below 1e-13 (branch-free, so the loop vectorizes).
+                        let w = SOLARIZE_SURROGATE_WIDTH;
+                        let t = SOLARIZE_RANGE.high * magnitude;
+                        let k = -SOLARIZE_RANGE.high / w;
+                        sum8(n, |i| {
+                            let z = ((x[i] * 255.0 - t) / w).clamp(-30.0, 30.0);
+                            let s = 1.0 / (1.0 + exp_approx(-z));
+                            g[i] * s * (1.0 - s) * k * (1.0 - 2.0 * x[i])
+                        })
+                    }
+                }
             }
             PointOp::Posterize(estimator) => {
                 straight_through(grad_src);
-                let total: f32 = grad_out.iter().sum();
+                let total = sum8(grad_out.len(), |i| grad_out[i]);
                 match estimator {
                     Estimator::StraightThrough => total,
                     Estimator::Surrogate => {
@@ -546,21 +559,15 @@ impl ImageKernel for PointKernel {
                     }
                     // out = (x - lo) / d, d = hi - lo: d/dx = 1/d, d/dlo = (out - 1)/d, d/dhi = -out/d.
                     let d = hi - lo;
-                    let (mut glo, mut ghi) = (0f32, 0f32);
-                    for (&x, &gv) in s.iter().zip(g) {
-                        let out = (x - lo) / d;
-                        glo += gv * (out - 1.0) / d;
-                        ghi -= gv * out / d;
-                    }
-                    for ((v, &gv), &x) in gs.iter_mut().zip(g).zip(s) {
-                        let mut acc = gv / d;
-                        if x == lo {
-                            acc += glo;
-                        }
-                        if x == hi {
-                            acc += ghi;
-                        }
-                        *v += scale * acc;
+                    let inv = 1.0 / d;
+                    let n = s.len();
+                    let (s, g, gs) = (&s[..n], &g[..n], &mut gs[..n]);
+                    let glo = sum8(n, |i| g[i] * ((s[i] - lo) * inv - 1.0)) * inv;
+                    let ghi = -sum8(n, |i| g[i] * (s[i] - lo) * inv) * inv;
+                    for i in 0..n {
+                        let at_lo = if s[i] == lo { glo } else { 0.0 };
+                        let at_hi = if s[i] == hi { ghi } else { 0.0 };
+                        gs[i] += scale * (g[i] * inv + at_lo + at_hi);
                     }
                 }
                 0.0

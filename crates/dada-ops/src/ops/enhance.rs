@@ -124,22 +124,34 @@ pub(crate) fn clamp_grad(pre: f32) -> f32 {
     inside + 0.5 * bound
 }
 
-/// Sum of `f(i)` over `0..n` with eight independent accumulators (vectorizes; f32 sums are
-/// otherwise a serial chain).
+/// Sum of `f(i)` over `0..n`, vectorized: `f` is mapped over blocks of 256 into a stack
+/// buffer (a plain loop the loop vectorizer handles, however long `f` is), and each block is
+/// summed with eight independent accumulators (f32 sums are otherwise a serial chain). The
+/// order of additions is fixed, so results are deterministic.
 #[inline(always)]
 pub(crate) fn sum8(n: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
+    const BLOCK: usize = 256;
+    let mut buf = [0f32; BLOCK];
     let mut acc = [0f32; 8];
-    let full = n / 8 * 8;
-    for i in (0..full).step_by(8) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(i + l);
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(BLOCK);
+        let block = &mut buf[..len];
+        for (j, v) in block.iter_mut().enumerate() {
+            *v = f(start + j);
         }
+        let mut chunks = block.chunks_exact(8);
+        for c in &mut chunks {
+            for l in 0..8 {
+                acc[l] += c[l];
+            }
+        }
+        for (l, &v) in chunks.remainder().iter().enumerate() {
+            acc[l] += v;
+        }
+        start += len;
     }
-    let mut total: f32 = acc.iter().sum();
-    for i in full..n {
-        total += f(i);
-    }
-    total
+    acc.iter().sum()
 }
 
 struct EnhanceKernel {
