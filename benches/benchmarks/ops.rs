@@ -11,6 +11,11 @@
 //! - `reference_fwd_bwd`: `fused_fwd_bwd` on the plain-candle path, for the fused/reference ratio.
 //! - `candle_affine_fwd_bwd`: a one-op plain candle graph (`x * 2`) through the same autograd
 //!   harness: the floor every `fused_fwd_bwd` row pays.
+//!
+//! The process keeps freed memory (`dada_models::retain_freed_memory`, which every search and
+//! training process applies when it builds a model): otherwise glibc unmaps the 1.5 MB
+//! image-sized buffers of every iteration and faults them in again. Set
+//! `DADA_BENCH_DEFAULT_ALLOC=1` to measure with glibc's defaults.
 use std::time::Duration;
 
 use candle::{DType, Device, Result, Tensor, Var};
@@ -50,6 +55,13 @@ fn forward_backward(
         .backward()
 }
 
+/// Applies the allocator setting of training processes unless `DADA_BENCH_DEFAULT_ALLOC` is set.
+fn allocator() {
+    if std::env::var_os("DADA_BENCH_DEFAULT_ALLOC").is_none() {
+        dada_models::retain_freed_memory();
+    }
+}
+
 fn configure<'a>(
     c: &'a mut Criterion,
     name: &str,
@@ -63,6 +75,7 @@ fn configure<'a>(
 }
 
 fn single_ops(c: &mut Criterion) {
+    allocator();
     let dev = Device::Cpu;
     let inp = inputs(&dev).unwrap();
     let mut g = configure(c, "cpu_ops");
@@ -101,6 +114,7 @@ fn single_ops(c: &mut Criterion) {
 }
 
 fn mixture(c: &mut Criterion) {
+    allocator();
     let dev = Device::Cpu;
     let inp = inputs(&dev).unwrap();
     let mut g = configure(c, "cpu_mixture");

@@ -368,6 +368,7 @@ impl TapField {
         let (idx, fx, fy, mask) = (&mut self.idx, &mut self.fx, &mut self.fy, &mut self.mask);
         let (mut us, mut vs) = ([0f32; 64], [0f32; 64]);
         let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
+        let (wf, hf) = (w as f32, h as f32);
         for y in 0..h {
             let yy = y as f64 + 0.5;
             let (bu, bv) = (a[1] * yy, a[4] * yy);
@@ -388,9 +389,14 @@ impl TapField {
                 );
                 for x in 0..nx {
                     let (u, v) = (us[x], vs[x]);
-                    let (xi, yi) = (floor_i32(u), floor_i32(v));
-                    fx[x] = u - xi as f32;
-                    fy[x] = v - yi as f32;
+                    let (fu, fv) = (u.floor(), v.floor());
+                    fx[x] = u - fu;
+                    fy[x] = v - fv;
+                    // clamped into [-2, size], where -2 and size are both outside (NaN -> -2)
+                    let (xc, yc) = (fu.max(-2.0).min(wf), fv.max(-2.0).min(hf));
+                    // SAFETY: finite and within i32 after the clamp
+                    let (xi, yi) =
+                        unsafe { (xc.to_int_unchecked::<i32>(), yc.to_int_unchecked::<i32>()) };
                     let inside = (xi >= -1) & (xi < wi) & (yi >= -1) & (yi < hi);
                     mask[x] = if inside { 1.0 } else { 0.0 };
                     idx[x] = if inside {
@@ -413,6 +419,8 @@ struct Scratch {
     e: [Vec<f32>; 4],
     /// Every channel of the current image, zero-padded (see [`Scratch::pad`]).
     pads: Vec<f32>,
+    /// The image gradient of the current image in zero-padded planes.
+    grads: Vec<f32>,
     pads_dims: Option<ImageDims>,
 }
 
@@ -513,16 +521,9 @@ unsafe fn taps4(pad: &[f32], i: usize, pw: usize) -> [f32; 4] {
     ]
 }
 
-/// `floor(v)` as an integer without a libm call (truncate, then step down for negatives;
-/// saturating far outside the image, where every tap is masked anyway).
-#[inline(always)]
-fn floor_i32(v: f32) -> i32 {
-    let t = v as i32;
-    t - ((t as f32) > v) as i32
-}
-
-/// Marks an output pixel filled with 0 in a nearest-index table.
-const OUTSIDE: u32 = u32::MAX;
+/// The nearest-index table's entry for an output pixel filled with 0: the padded plane's
+/// first border cell.
+const OUTSIDE: u32 = 0;
 
 struct AffineKernel {
     kind: AffineKind,
@@ -555,10 +556,12 @@ impl AffineKernel {
         }
     }
 
-    /// Source pixel of every output pixel (`OUTSIDE` for fill), PIL's nearest rule.
+    /// Source pixel of every output pixel, PIL's nearest rule, as an index into the
+    /// zero-padded plane (`OUTSIDE`, a border cell, for fill): gathers and scatters need no
+    /// branch.
     fn nearest_table(a: [f64; 6], dims: ImageDims) -> Vec<u32> {
         let mut table = vec![OUTSIDE; dims.plane()];
-        let (w, h) = (dims.w as i64, dims.h as i64);
+        let (w, h, pw) = (dims.w as i64, dims.h as i64, dims.w as i64 + 2);
         match NearestMap::new(a, dims) {
             NearestMap::Fixed(f) => {
                 // the fixed-point sums of `NearestMap::index`, accumulated along the row
@@ -567,7 +570,7 @@ impl AffineKernel {
                     for t in row.iter_mut() {
                         let (xi, yi) = (xs >> 16, ys >> 16);
                         if xi >= 0 && yi >= 0 && xi < w && yi < h {
-                            *t = (yi * w + xi) as u32;
+                            *t = ((yi + 1) * pw + xi + 1) as u32;
                         }
                         xs += f[0];
                         ys += f[3];
@@ -578,7 +581,8 @@ impl AffineKernel {
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
                     for (x, t) in row.iter_mut().enumerate() {
                         if let Some(q) = map.index(x, y, dims) {
-                            *t = q as u32;
+                            let (yi, xi) = (q / dims.w, q % dims.w);
+                            *t = ((yi + 1) * (dims.w + 2) + xi + 1) as u32;
                         }
                     }
                 }
@@ -610,11 +614,20 @@ impl ImageKernel for AffineKernel {
         match self.interpolation {
             Interpolation::Nearest => {
                 let table = Self::nearest_table(a, dims);
-                for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
-                    for (d, &q) in d.iter_mut().zip(&table) {
-                        *d = if q == OUTSIDE { 0.0 } else { s[q as usize] };
+                with_scratch(|scratch| {
+                    scratch.pad(src, dims);
+                    let pl = padded_len(dims);
+                    for (pad, d) in scratch
+                        .pads
+                        .chunks_exact(pl)
+                        .zip(dst.chunks_exact_mut(plane))
+                    {
+                        for (d, &q) in d.iter_mut().zip(&table) {
+                            // SAFETY: table entries index a padded plane of this size
+                            *d = unsafe { *pad.get_unchecked(q as usize) };
+                        }
                     }
-                }
+                });
                 if let Some(slot) = self.tables.get(index) {
                     if let Ok(mut slot) = slot.lock() {
                         *slot = Some((magnitude.to_bits(), table));
@@ -657,71 +670,81 @@ impl ImageKernel for AffineKernel {
         let p = range.param_f64(magnitude, sign);
         let (a, da) = self.kind.coeffs(p, dims.h, dims.w);
         let plane = dims.plane();
-        if self.interpolation == Interpolation::Nearest {
-            let table = self.take_table(index, magnitude, a, dims);
-            for (g, gs) in grad_out
-                .chunks_exact(plane)
+        let bilinear = self.interpolation == Interpolation::Bilinear;
+        let table = (!bilinear).then(|| self.take_table(index, magnitude, a, dims));
+        let pl = padded_len(dims);
+        with_scratch(|scratch| {
+            // the image gradient is scattered into zero-padded planes (the border is dropped)
+            scratch.grads.clear();
+            scratch.grads.resize(dims.c * pl, 0.0);
+            if let Some(table) = &table {
+                for (g, gp) in grad_out
+                    .chunks_exact(plane)
+                    .zip(scratch.grads.chunks_exact_mut(pl))
+                {
+                    for (&q, &gv) in table.iter().zip(g) {
+                        // SAFETY: table entries index a padded plane of this size
+                        unsafe { *gp.get_unchecked_mut(q as usize) += scale * gv };
+                    }
+                }
+            }
+            // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
+            let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
+            let dp = if straight_through {
+                sum8(grad_out.len(), |j| grad_out[j]) as f64
+            } else {
+                // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear
+                // derivative; the surrogate under nearest sampling)
+                scratch.taps.fill(&a, dims);
+                scratch.pad(src, dims);
+                for e in &mut scratch.e {
+                    e.resize(plane, 0.0);
+                }
+                let Scratch {
+                    taps,
+                    e,
+                    pads,
+                    grads,
+                    ..
+                } = &mut *scratch;
+                let pw = taps.pw;
+                magnitude_weights(taps, da.map(|v| v as f32), dims, e);
+                let idx = &taps.idx[..plane];
+                let mut dp = 0f64;
+                for c in 0..dims.c {
+                    let g = &grad_out[c * plane..(c + 1) * plane];
+                    dp += channel_dp(&pads[c * pl..(c + 1) * pl], pw, idx, e, g) as f64;
+                    if bilinear {
+                        let gp = &mut grads[c * pl..(c + 1) * pl];
+                        for o in 0..plane {
+                            let (i, fx, fy) = (idx[o] as usize, taps.fx[o], taps.fy[o]);
+                            let sg = scale * g[o] * taps.mask[o];
+                            let (gy0, gy1) = (sg * (1.0 - fy), sg * fy);
+                            gp[i] += gy0 * (1.0 - fx);
+                            gp[i + 1] += gy0 * fx;
+                            gp[i + pw] += gy1 * (1.0 - fx);
+                            gp[i + pw + 1] += gy1 * fx;
+                        }
+                    }
+                }
+                dp
+            };
+            let pw = dims.w + 2;
+            for (gp, gs) in scratch
+                .grads
+                .chunks_exact(pl)
                 .zip(grad_src.chunks_exact_mut(plane))
             {
-                for (&q, &gv) in table.iter().zip(g) {
-                    if q != OUTSIDE {
-                        gs[q as usize] += scale * gv;
-                    }
+                for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
+                    let from = &gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
+                    row.iter_mut().zip(from).for_each(|(d, s)| *d += s);
                 }
             }
-            if self.estimator == Estimator::StraightThrough {
-                return sum8(grad_out.len(), |j| grad_out[j]);
-            }
-        }
-        // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear derivative;
-        // the surrogate under nearest sampling). Per pixel, d sample / d p = sum_k value_k e_k:
-        // du = (1 - fy)(v01 - v00) + fy (v11 - v10), dv = (1 - fx)(v10 - v00) + fx (v11 - v01)
-        // (v_yx), each times the coordinate's derivative.
-        let bilinear = self.interpolation == Interpolation::Bilinear;
-        with_scratch(|scratch| {
-            scratch.taps.fill(&a, dims);
-            scratch.pad(src, dims);
-            for e in &mut scratch.e {
-                e.resize(plane, 0.0);
-            }
-            let Scratch { taps, e, pads, .. } = scratch;
-            let (pw, pl) = (taps.pw, padded_len(dims));
-            let mut grad_pads = if bilinear {
-                vec![0f32; dims.c * pl]
+            if straight_through {
+                dp as f32
             } else {
-                Vec::new()
-            };
-            magnitude_weights(taps, da.map(|v| v as f32), dims, e);
-            let idx = &taps.idx[..plane];
-            let mut dp = 0f64;
-            for c in 0..dims.c {
-                let g = &grad_out[c * plane..(c + 1) * plane];
-                dp += channel_dp(&pads[c * pl..(c + 1) * pl], pw, idx, e, g) as f64;
-                if bilinear {
-                    let gp = &mut grad_pads[c * pl..(c + 1) * pl];
-                    for o in 0..plane {
-                        let (i, fx, fy) = (idx[o] as usize, taps.fx[o], taps.fy[o]);
-                        let sg = scale * g[o] * taps.mask[o];
-                        let (gy0, gy1) = (sg * (1.0 - fy), sg * fy);
-                        gp[i] += gy0 * (1.0 - fx);
-                        gp[i + 1] += gy0 * fx;
-                        gp[i + pw] += gy1 * (1.0 - fx);
-                        gp[i + pw + 1] += gy1 * fx;
-                    }
-                }
+                (dp * range.dparam_dm(sign) as f64) as f32
             }
-            if bilinear {
-                for (gp, gs) in grad_pads
-                    .chunks_exact(pl)
-                    .zip(grad_src.chunks_exact_mut(plane))
-                {
-                    for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
-                        let from = &gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
-                        row.iter_mut().zip(from).for_each(|(d, s)| *d += s);
-                    }
-                }
-            }
-            (dp * range.dparam_dm(sign) as f64) as f32
         })
     }
 }
