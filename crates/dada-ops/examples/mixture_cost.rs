@@ -1,7 +1,8 @@
 //! One forward+backward of the 15-op weighted mixture, for instruction-count profiling
 //! (`valgrind --tool=callgrind`, whose counts repeat exactly on this noisy machine; the
 //! figures of record come from `cargo bench -p dada-benches --bench ops`):
-//! `RAYON_NUM_THREADS=1 valgrind --tool=callgrind target/release/examples/mixture_cost [paper|tutorial] [batch]`.
+//! `RAYON_NUM_THREADS=1 valgrind --tool=callgrind target/release/examples/mixture_cost [paper|tutorial|OP] [batch]`
+//! (an op name, e.g. `shear_x`, runs that op alone).
 use candle::{DType, Device, Tensor, Var};
 use dada_ops::testing::test_images;
 use dada_ops::{weighted_mixture, OpSet};
@@ -12,7 +13,10 @@ fn main() -> candle::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let ops = match args.get(1).map(String::as_str) {
         Some("tutorial") => OpSet::tutorial(),
-        _ => OpSet::paper(),
+        Some("paper") | None => OpSet::paper(),
+        Some(name) => OpSet::new(vec![
+            OpSet::by_name(name).unwrap_or_else(|| panic!("no op {name}"))
+        ]),
     };
     let b: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
     let dev = Device::Cpu;

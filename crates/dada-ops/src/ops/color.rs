@@ -357,16 +357,29 @@ fn posterize_bits(m: f32) -> u32 {
 /// The u8 level of `x` (round half up, clamped).
 #[inline]
 fn level(x: f32) -> u32 {
-    // Truncation is floor for the non-negative argument (and avoids a libm `floorf` call on
-    // x86-64 without SSE4.1); NaN maps to 0.
-    ((x * 255.0 + 0.5).max(0.0) as u32).min(255)
+    // Truncation is floor for the non-negative argument; NaN maps to 0 (`max` drops it).
+    let v = (x * 255.0 + 0.5).max(0.0).min(255.0);
+    // SAFETY: v is finite and in [0, 255] (an unchecked cast, unlike `as`, vectorizes)
+    unsafe { v.to_int_unchecked::<u32>() }
 }
 
 /// PIL's equalize LUT for one channel, or `None` when PIL leaves the channel unchanged.
 fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
+    // four interleaved histograms: consecutive pixels of equal level would otherwise wait on
+    // each other's increment
+    let mut sub = [[0u32; 256]; 4];
+    let mut chunks = plane.chunks_exact(4);
+    for c in &mut chunks {
+        for (h, &x) in sub.iter_mut().zip(c) {
+            h[level(x) as usize] += 1;
+        }
+    }
+    for &x in chunks.remainder() {
+        sub[0][level(x) as usize] += 1;
+    }
     let mut hist = [0u32; 256];
-    for &x in plane {
-        hist[level(x) as usize] += 1;
+    for (l, h) in hist.iter_mut().enumerate() {
+        *h = sub[0][l] + sub[1][l] + sub[2][l] + sub[3][l];
     }
     let nonzero = hist.iter().filter(|&&h| h > 0).count();
     let top = hist.iter().rposition(|&h| h > 0)?;
@@ -442,7 +455,7 @@ impl ImageKernel for PointKernel {
                 let (inv_q, scale) = (1.0 / q, q / 255.0);
                 for (d, &x) in dst.iter_mut().zip(src) {
                     let l = level(x) as f32;
-                    *d = ((l * inv_q) as u32) as f32 * scale;
+                    *d = (l * inv_q).floor() * scale;
                 }
             }
             PointOp::AutoContrast => {

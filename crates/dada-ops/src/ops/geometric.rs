@@ -564,14 +564,24 @@ impl AffineKernel {
         let (w, h, pw) = (dims.w as i64, dims.h as i64, dims.w as i64 + 2);
         match NearestMap::new(a, dims) {
             NearestMap::Fixed(f) => {
-                // the fixed-point sums of `NearestMap::index`, accumulated along the row
+                // the fixed-point sums of `NearestMap::index`, accumulated along the row; a
+                // negative sum is outside (so the shift can be a logical one), and in-range
+                // indices fit i32 (branch-free: the loop vectorizes)
+                let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
                     let (mut xs, mut ys) = (f[2] + y as i64 * f[1], f[5] + y as i64 * f[4]);
                     for t in row.iter_mut() {
-                        let (xi, yi) = (xs >> 16, ys >> 16);
-                        if xi >= 0 && yi >= 0 && xi < w && yi < h {
-                            *t = ((yi + 1) * pw + xi + 1) as u32;
-                        }
+                        let ok = (xs >= 0) & (ys >= 0);
+                        let (xi, yi) = (
+                            ((xs as u64) >> 16).min(1 << 20) as i32,
+                            ((ys as u64) >> 16).min(1 << 20) as i32,
+                        );
+                        let inside = ok & (xi < wi) & (yi < hi);
+                        *t = if inside {
+                            ((yi + 1) * pwi + xi + 1) as u32
+                        } else {
+                            OUTSIDE
+                        };
                         xs += f[0];
                         ys += f[3];
                     }
