@@ -55,6 +55,37 @@ pub trait ImageKernel: Send + Sync {
         scale: f32,
         grad_src: &mut [f32],
     ) -> f32;
+
+    /// Whether [`weighted_mixture`](crate::weighted_mixture) recomputes this op's output in its
+    /// backward pass ([`ImageKernel::output_dot`]) instead of keeping the forward's output:
+    /// `true` where the forward is cheaper than storing an image-sized buffer per op and image
+    /// and reading it back from memory. Default `false`.
+    fn recompute_output(&self) -> bool {
+        false
+    }
+
+    /// `sum(grad_out * op(src))` for image `index`: the gradient of this op's weight in a
+    /// mixture. `tmp` is scratch of the image's length. The default runs `forward` into `tmp`.
+    #[allow(clippy::too_many_arguments)]
+    fn output_dot(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        tmp: &mut [f32],
+    ) -> f32 {
+        self.forward(index, magnitude, src, dims, tmp);
+        dot(tmp, grad_out)
+    }
+}
+
+/// `sum(a * b)` over the common length, vectorized.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    crate::ops::enhance::sum8(n, |j| a[j] * b[j])
 }
 
 /// Checks `images (B,C,H,W)` and `magnitudes (B,)` and returns the dims.

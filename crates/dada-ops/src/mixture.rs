@@ -4,8 +4,7 @@ use std::sync::{Arc, Mutex};
 use candle::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernel::{cpu_f32, with_f32, ImageDims, ImageKernel};
-use crate::ops::enhance::sum8;
+use crate::kernel::{cpu_f32, dot, with_f32, ImageDims, ImageKernel};
 use crate::{OpParams, OpSet};
 
 /// The weighted sum of every op of `ops` applied to the same images:
@@ -38,11 +37,7 @@ pub fn weighted_mixture(
         return images.contiguous()?.apply_op3(
             &magnitudes.contiguous()?,
             &weights.contiguous()?,
-            FusedMixture {
-                kernels,
-                per_op,
-                outputs: Mutex::new(Vec::new()),
-            },
+            FusedMixture::new(kernels, per_op),
         );
     }
     weighted_mixture_reference(ops, images, magnitudes, weights, params)
@@ -150,13 +145,39 @@ impl Drop for FusedMixture {
 struct FusedMixture {
     kernels: Vec<Arc<dyn ImageKernel>>,
     per_op: bool,
-    /// Every op's output `(B, n_ops, C, H, W)` from the forward pass: the backward needs them
-    /// for the weight gradients (kept while the graph lives; B=128 at 3x32x32 with 15 ops is
-    /// 24 MB).
+    /// Per op, its slot in `outputs`, or `None` where the backward pass recomputes the op's
+    /// output instead ([`ImageKernel::recompute_output`]).
+    slots: Vec<Option<usize>>,
+    /// The kept ops' outputs `(B, n_kept, C, H, W)` from the forward pass, for the weight
+    /// gradients (while the graph lives).
     outputs: Mutex<Vec<f32>>,
 }
 
 impl FusedMixture {
+    fn new(kernels: Vec<Arc<dyn ImageKernel>>, per_op: bool) -> Self {
+        let mut kept = 0;
+        let slots = kernels
+            .iter()
+            .map(|k| {
+                (!k.recompute_output()).then(|| {
+                    kept += 1;
+                    kept - 1
+                })
+            })
+            .collect();
+        Self {
+            kernels,
+            per_op,
+            slots,
+            outputs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Number of ops whose outputs the forward keeps.
+    fn kept(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
     #[inline]
     fn magnitude(&self, mags: &[f32], i: usize, k: usize) -> f32 {
         if self.per_op {
@@ -187,29 +208,34 @@ impl CustomOp3 for FusedMixture {
         let (b, c, h, w) = l1.shape().dims4()?;
         let dims = ImageDims { c, h, w };
         let (n, k_ops) = (dims.len(), self.kernels.len());
+        let kept = self.kept();
         let mut out = vec![0f32; b * n];
-        let mut outputs = take_buffer(b * k_ops * n);
+        // (one dummy element per image where no output is kept, so the images still zip)
+        let per_image = (kept * n).max(1);
+        let mut outputs = take_buffer(b * per_image);
         if n > 0 && k_ops > 0 {
             out.par_chunks_mut(n)
-                .zip(outputs.par_chunks_mut(k_ops * n))
+                .zip(outputs.par_chunks_mut(per_image))
                 .enumerate()
-                .for_each(|(i, (dst, per_op))| {
-                    let x = &images[i * n..(i + 1) * n];
-                    for (k, (kernel, tmp)) in self
-                        .kernels
-                        .iter()
-                        .zip(per_op.chunks_exact_mut(n))
-                        .enumerate()
-                    {
-                        kernel.forward(i, self.magnitude(mags, i, k), x, dims, tmp);
-                        let wk = weights[i * k_ops + k];
-                        if wk != 0.0 {
-                            dst.iter_mut()
-                                .zip(tmp.iter())
-                                .for_each(|(d, t)| *d += wk * t);
+                .for_each_init(
+                    || vec![0f32; n],
+                    |tmp, (i, (dst, kept_out))| {
+                        let x = &images[i * n..(i + 1) * n];
+                        for (k, kernel) in self.kernels.iter().enumerate() {
+                            let res: &mut [f32] = match self.slots[k] {
+                                Some(s) => &mut kept_out[s * n..(s + 1) * n],
+                                None => &mut tmp[..],
+                            };
+                            kernel.forward(i, self.magnitude(mags, i, k), x, dims, res);
+                            let wk = weights[i * k_ops + k];
+                            if wk != 0.0 {
+                                dst.iter_mut()
+                                    .zip(res.iter())
+                                    .for_each(|(d, t)| *d += wk * t);
+                            }
                         }
-                    }
-                });
+                    },
+                );
         }
         *self.outputs.lock().expect("mixture cache") = outputs;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -238,7 +264,8 @@ impl CustomOp3 for FusedMixture {
                             return Ok(());
                         }
                         let cached = self.outputs.lock().expect("mixture cache");
-                        let have_outputs = cached.len() == b * k_ops * n;
+                        let kept = self.kept();
+                        let have_outputs = cached.len() == b * (kept * n).max(1);
                         grad_images
                             .par_chunks_mut(n)
                             .zip(grad_mags.par_chunks_mut(m_per_image))
@@ -252,14 +279,13 @@ impl CustomOp3 for FusedMixture {
                                     for (k, kernel) in self.kernels.iter().enumerate() {
                                         let m = self.magnitude(mags, i, k);
                                         let wk = wts[i * k_ops + k];
-                                        let out_k: &[f32] = if have_outputs {
-                                            &cached[(i * k_ops + k) * n..(i * k_ops + k + 1) * n]
-                                        } else {
-                                            kernel.forward(i, m, xi, dims, tmp);
-                                            tmp
+                                        gw[k] = match self.slots[k] {
+                                            Some(s) if have_outputs => {
+                                                let at = (i * kept + s) * n;
+                                                dot(&cached[at..at + n], gi)
+                                            }
+                                            _ => kernel.output_dot(i, m, xi, dims, gi, tmp),
                                         };
-                                        let (o, gg) = (&out_k[..n], &gi[..n]);
-                                        gw[k] = sum8(n, |j| o[j] * gg[j]);
                                         if wk == 0.0 {
                                             continue;
                                         }

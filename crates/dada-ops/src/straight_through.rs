@@ -104,6 +104,23 @@ impl ImageKernel for StraightThroughKernel {
             .backward(index, magnitude, src, dims, grad_out, scale, grad_src);
         grad_out.iter().map(|&g| g as f64).sum::<f64>() as f32
     }
+
+    fn recompute_output(&self) -> bool {
+        self.inner.recompute_output()
+    }
+
+    fn output_dot(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        tmp: &mut [f32],
+    ) -> f32 {
+        self.inner
+            .output_dot(index, magnitude, src, dims, grad_out, tmp)
+    }
 }
 
 impl OpSet {

@@ -489,6 +489,11 @@ impl ImageKernel for PointKernel {
         }
     }
 
+    fn recompute_output(&self) -> bool {
+        // equalize's output needs a histogram per channel: cheaper to keep
+        !matches!(self.op, PointOp::Equalize)
+    }
+
     fn backward(
         &self,
         _: usize,

@@ -239,6 +239,10 @@ impl ImageKernel for CutoutKernel {
         }
     }
 
+    fn recompute_output(&self) -> bool {
+        true
+    }
+
     fn backward(
         &self,
         index: usize,

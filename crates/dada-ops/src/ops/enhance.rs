@@ -302,6 +302,10 @@ impl ImageKernel for EnhanceKernel {
         }
     }
 
+    fn recompute_output(&self) -> bool {
+        true
+    }
+
     fn backward(
         &self,
         _: usize,

@@ -410,6 +410,28 @@ impl TapField {
     }
 }
 
+/// `sum(grad_out * out)` for the nearest-sampled output `out[c][o] = pad_c[table[o]]`.
+fn nearest_dot(table: &[u32], src: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
+    with_scratch(|scratch| {
+        scratch.pad(src, dims);
+        let (plane, pl) = (dims.plane(), padded_len(dims));
+        let table = &table[..plane];
+        let mut total = 0f32;
+        for (pad, g) in scratch
+            .pads
+            .chunks_exact(pl)
+            .zip(grad_out.chunks_exact(plane))
+        {
+            let g = &g[..plane];
+            // SAFETY: table entries index a padded plane of this size
+            total += sum8(plane, |o| {
+                g[o] * unsafe { *pad.get_unchecked(table[o] as usize) }
+            });
+        }
+        total
+    })
+}
+
 /// Per-thread buffers of the geometric kernels, reused from image to image: no allocation or
 /// zeroing per image (the padded planes' borders stay zero; their interiors are overwritten).
 #[derive(Default)]
@@ -665,6 +687,37 @@ impl ImageKernel for AffineKernel {
         }
     }
 
+    fn recompute_output(&self) -> bool {
+        true
+    }
+
+    fn output_dot(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        tmp: &mut [f32],
+    ) -> f32 {
+        if self.interpolation == Interpolation::Bilinear {
+            self.forward(index, magnitude, src, dims, tmp);
+            return crate::kernel::dot(tmp, grad_out);
+        }
+        // the nearest table the forward kept (left for the backward pass), or a new one
+        let peeked = self.tables.get(index).and_then(|slot| {
+            let slot = slot.lock().ok()?;
+            let (bits, table) = slot.as_ref()?;
+            (*bits == magnitude.to_bits() && table.len() == dims.plane())
+                .then(|| nearest_dot(table, src, dims, grad_out))
+        });
+        peeked.unwrap_or_else(|| {
+            let p = self.kind.range().param_f64(magnitude, self.signs[index]);
+            let (a, _) = self.kind.coeffs(p, dims.h, dims.w);
+            nearest_dot(&Self::nearest_table(a, dims), src, dims, grad_out)
+        })
+    }
+
     fn backward(
         &self,
         index: usize,
@@ -768,6 +821,10 @@ impl ImageKernel for FlipKernel {
                 *dv = *sv;
             }
         }
+    }
+
+    fn recompute_output(&self) -> bool {
+        true
     }
 
     fn backward(
