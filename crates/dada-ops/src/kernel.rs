@@ -79,6 +79,28 @@ pub trait ImageKernel: Send + Sync {
         self.forward(index, magnitude, src, dims, tmp);
         dot(tmp, grad_out)
     }
+
+    /// [`ImageKernel::backward`] and [`ImageKernel::output_dot`] in one call, what the mixture
+    /// needs per op and image: `(magnitude gradient, sum(grad_out * op(src)))`. Kernels
+    /// override it to share the work of the two.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_with_dot(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+        tmp: &mut [f32],
+    ) -> (f32, f32) {
+        let out_dot = self.output_dot(index, magnitude, src, dims, grad_out, tmp);
+        (
+            self.backward(index, magnitude, src, dims, grad_out, scale, grad_src),
+            out_dot,
+        )
+    }
 }
 
 /// `sum(a * b)` over the common length, vectorized.

@@ -279,17 +279,34 @@ impl CustomOp3 for FusedMixture {
                                     for (k, kernel) in self.kernels.iter().enumerate() {
                                         let m = self.magnitude(mags, i, k);
                                         let wk = wts[i * k_ops + k];
-                                        gw[k] = match self.slots[k] {
+                                        let kept_dot = match self.slots[k] {
                                             Some(s) if have_outputs => {
                                                 let at = (i * kept + s) * n;
-                                                dot(&cached[at..at + n], gi)
+                                                Some(dot(&cached[at..at + n], gi))
                                             }
-                                            _ => kernel.output_dot(i, m, xi, dims, gi, tmp),
+                                            _ => None,
                                         };
-                                        if wk == 0.0 {
-                                            continue;
-                                        }
-                                        let dm = kernel.backward(i, m, xi, dims, gi, wk, gx);
+                                        let dm = match (kept_dot, wk == 0.0) {
+                                            (Some(d), true) => {
+                                                gw[k] = d;
+                                                continue;
+                                            }
+                                            (None, true) => {
+                                                gw[k] = kernel.output_dot(i, m, xi, dims, gi, tmp);
+                                                continue;
+                                            }
+                                            (Some(d), false) => {
+                                                gw[k] = d;
+                                                kernel.backward(i, m, xi, dims, gi, wk, gx)
+                                            }
+                                            (None, false) => {
+                                                let (dm, d) = kernel.backward_with_dot(
+                                                    i, m, xi, dims, gi, wk, gx, tmp,
+                                                );
+                                                gw[k] = d;
+                                                dm
+                                            }
+                                        };
                                         gm[if self.per_op { k } else { 0 }] += wk * dm;
                                     }
                                 },

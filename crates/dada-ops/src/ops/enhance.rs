@@ -190,13 +190,18 @@ fn smooth_plane_transpose_add(g: &[f32], h: usize, w: usize, k: f32, out: &mut [
     // neighbourhood (5 / 13 on the centre). Kernel symmetric: gather t = interior(g) / 13.
     let mut t = vec![0f32; h * w];
     for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            t[y * w + x] = g[y * w + x] * (k / 13.0);
+        let (tr, gr) = (
+            &mut t[y * w + 1..y * w + w - 1],
+            &g[y * w + 1..y * w + w - 1],
+        );
+        for (t, g) in tr.iter_mut().zip(gr) {
+            *t = g * (k / 13.0);
         }
     }
-    // Horizontal 3-sums of t (t is 0 on the border, so edges only lose zero terms).
+    // Horizontal 3-sums of t (t is 0 on the border, so edges only lose zero terms; the border
+    // rows of t, and so of hs, are zero).
     let mut hs = vec![0f32; h * w];
-    for y in 0..h {
+    for y in 1..h - 1 {
         let (tr, hr) = (&t[y * w..(y + 1) * w], &mut hs[y * w..(y + 1) * w]);
         hr[0] = tr[0] + tr[1];
         for x in 1..w - 1 {
@@ -205,25 +210,133 @@ fn smooth_plane_transpose_add(g: &[f32], h: usize, w: usize, k: f32, out: &mut [
         hr[w - 1] = tr[w - 2] + tr[w - 1];
     }
     for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let mut v = hs[i] + 4.0 * t[i];
-            if y > 0 {
-                v += hs[i - w];
+        let (orow, grow) = (&mut out[y * w..(y + 1) * w], &g[y * w..(y + 1) * w]);
+        if y == 0 || y == h - 1 {
+            // a border row: its own t and hs rows are zero; the neighbouring row spreads in
+            let hn = if y == 0 {
+                &hs[w..2 * w]
+            } else {
+                &hs[(h - 2) * w..(h - 1) * w]
+            };
+            for x in 0..w {
+                orow[x] += hn[x] + k * grow[x];
             }
-            if y + 1 < h {
-                v += hs[i + w];
-            }
-            let border = (y == 0) | (x == 0) | (y + 1 == h) | (x + 1 == w);
-            if border {
-                v += k * g[i];
-            }
-            out[i] += v;
+            continue;
         }
+        let (hu, hc, hd) = (
+            &hs[(y - 1) * w..y * w],
+            &hs[y * w..(y + 1) * w],
+            &hs[(y + 1) * w..(y + 2) * w],
+        );
+        let tr = &t[y * w..(y + 1) * w];
+        for x in 0..w {
+            orow[x] += hu[x] + hc[x] + hd[x] + 4.0 * tr[x];
+        }
+        orow[0] += k * grow[0];
+        orow[w - 1] += k * grow[w - 1];
     }
 }
 
 impl EnhanceKernel {
+    #[allow(clippy::too_many_arguments)]
+    fn backward_impl(
+        &self,
+        _: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+        out_dot: Option<&mut f32>,
+    ) -> f32 {
+        let f = ENHANCE_RANGE.param(magnitude, 1.0);
+        let plane = dims.plane();
+        let mut deg = Vec::new();
+        self.degenerate(src, dims, &mut deg);
+        // gm = grad through the clip; d out / d f = x - deg; d out / d x = f I + (1 - f) D.
+        let mut gm = vec![0f32; src.len()];
+        let mut df = 0f32;
+        let mut total_dot = 0f32;
+        let want_dot = out_dot.is_some();
+        for c in 0..dims.c {
+            let r = c * plane..(c + 1) * plane;
+            let (s, g, m, gs) = (
+                &src[r.clone()],
+                &grad_out[r.clone()],
+                &mut gm[r.clone()],
+                &mut grad_src[r],
+            );
+            let gp: &[f32] = match self.deg_plane(&deg, c, plane) {
+                DegPlane::Scalar(v) => {
+                    for i in 0..plane {
+                        m[i] = g[i] * clamp_grad(v + f * (s[i] - v));
+                    }
+                    if want_dot {
+                        total_dot += sum8(plane, |i| g[i] * (v + f * (s[i] - v)).clamp(0.0, 1.0));
+                    }
+                    df += sum8(plane, |i| m[i] * (s[i] - v));
+                    &[]
+                }
+                DegPlane::Plane(gp) => {
+                    let gp = &gp[..plane];
+                    for i in 0..plane {
+                        m[i] = g[i] * clamp_grad(gp[i] + f * (s[i] - gp[i]));
+                    }
+                    if want_dot {
+                        total_dot += sum8(plane, |i| {
+                            g[i] * (gp[i] + f * (s[i] - gp[i])).clamp(0.0, 1.0)
+                        });
+                    }
+                    df += sum8(plane, |i| m[i] * (s[i] - gp[i]));
+                    gp
+                }
+            };
+            let _ = gp;
+            let sf = scale * f;
+            gs.iter_mut().zip(m.iter()).for_each(|(v, m)| *v += sf * m);
+        }
+        let k = scale * (1.0 - f);
+        match self.kind {
+            EnhanceKind::Brightness => {}
+            EnhanceKind::Contrast => {
+                let weights = luma_weights("contrast", dims.c).unwrap_or(&[1.0]);
+                let total = sum8(gm.len(), |i| gm[i]);
+                for (c, wc) in weights.iter().enumerate() {
+                    let add = k * wc * total / plane as f32;
+                    grad_src[c * plane..(c + 1) * plane]
+                        .iter_mut()
+                        .for_each(|v| *v += add);
+                }
+            }
+            EnhanceKind::Color => {
+                let weights = luma_weights("color", dims.c).unwrap_or(&[1.0]);
+                let mut per_pixel = vec![0f32; plane];
+                for m in gm.chunks_exact(plane) {
+                    per_pixel.iter_mut().zip(m).for_each(|(t, m)| *t += m);
+                }
+                for (c, wc) in weights.iter().enumerate() {
+                    let kw = k * wc;
+                    for (v, t) in grad_src[c * plane..(c + 1) * plane]
+                        .iter_mut()
+                        .zip(&per_pixel)
+                    {
+                        *v += kw * t;
+                    }
+                }
+            }
+            EnhanceKind::Sharpness => {
+                for (g, gs) in gm.chunks_exact(plane).zip(grad_src.chunks_exact_mut(plane)) {
+                    smooth_plane_transpose_add(g, dims.h, dims.w, k, gs);
+                }
+            }
+        }
+        if let Some(d) = out_dot {
+            *d = total_dot;
+        }
+        df * (ENHANCE_RANGE.high - ENHANCE_RANGE.low)
+    }
+
     /// The degenerate image (all channels) into `deg`: unused for brightness, one value for
     /// contrast, a plane for color, the smoothed image for sharpness.
     fn degenerate(&self, src: &[f32], dims: ImageDims, deg: &mut Vec<f32>) {
@@ -308,7 +421,7 @@ impl ImageKernel for EnhanceKernel {
 
     fn backward(
         &self,
-        _: usize,
+        index: usize,
         magnitude: f32,
         src: &[f32],
         dims: ImageDims,
@@ -316,77 +429,32 @@ impl ImageKernel for EnhanceKernel {
         scale: f32,
         grad_src: &mut [f32],
     ) -> f32 {
-        let f = ENHANCE_RANGE.param(magnitude, 1.0);
-        let plane = dims.plane();
-        let mut deg = Vec::new();
-        self.degenerate(src, dims, &mut deg);
-        // gm = grad through the clip; d out / d f = x - deg; d out / d x = f I + (1 - f) D.
-        let mut gm = vec![0f32; src.len()];
-        let mut df = 0f32;
-        for c in 0..dims.c {
-            let r = c * plane..(c + 1) * plane;
-            let (s, g, m, gs) = (
-                &src[r.clone()],
-                &grad_out[r.clone()],
-                &mut gm[r.clone()],
-                &mut grad_src[r],
-            );
-            let gp: &[f32] = match self.deg_plane(&deg, c, plane) {
-                DegPlane::Scalar(v) => {
-                    for i in 0..plane {
-                        m[i] = g[i] * clamp_grad(v + f * (s[i] - v));
-                    }
-                    df += sum8(plane, |i| m[i] * (s[i] - v));
-                    &[]
-                }
-                DegPlane::Plane(gp) => {
-                    for i in 0..plane {
-                        m[i] = g[i] * clamp_grad(gp[i] + f * (s[i] - gp[i]));
-                    }
-                    df += sum8(plane, |i| m[i] * (s[i] - gp[i]));
-                    gp
-                }
-            };
-            let _ = gp;
-            let sf = scale * f;
-            gs.iter_mut().zip(m.iter()).for_each(|(v, m)| *v += sf * m);
-        }
-        let k = scale * (1.0 - f);
-        match self.kind {
-            EnhanceKind::Brightness => {}
-            EnhanceKind::Contrast => {
-                let weights = luma_weights("contrast", dims.c).unwrap_or(&[1.0]);
-                let total = sum8(gm.len(), |i| gm[i]);
-                for (c, wc) in weights.iter().enumerate() {
-                    let add = k * wc * total / plane as f32;
-                    grad_src[c * plane..(c + 1) * plane]
-                        .iter_mut()
-                        .for_each(|v| *v += add);
-                }
-            }
-            EnhanceKind::Color => {
-                let weights = luma_weights("color", dims.c).unwrap_or(&[1.0]);
-                let mut per_pixel = vec![0f32; plane];
-                for m in gm.chunks_exact(plane) {
-                    per_pixel.iter_mut().zip(m).for_each(|(t, m)| *t += m);
-                }
-                for (c, wc) in weights.iter().enumerate() {
-                    let kw = k * wc;
-                    for (v, t) in grad_src[c * plane..(c + 1) * plane]
-                        .iter_mut()
-                        .zip(&per_pixel)
-                    {
-                        *v += kw * t;
-                    }
-                }
-            }
-            EnhanceKind::Sharpness => {
-                for (g, gs) in gm.chunks_exact(plane).zip(grad_src.chunks_exact_mut(plane)) {
-                    smooth_plane_transpose_add(g, dims.h, dims.w, k, gs);
-                }
-            }
-        }
-        df * (ENHANCE_RANGE.high - ENHANCE_RANGE.low)
+        self.backward_impl(index, magnitude, src, dims, grad_out, scale, grad_src, None)
+    }
+
+    fn backward_with_dot(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+        _tmp: &mut [f32],
+    ) -> (f32, f32) {
+        let mut out_dot = 0.0;
+        let dm = self.backward_impl(
+            index,
+            magnitude,
+            src,
+            dims,
+            grad_out,
+            scale,
+            grad_src,
+            Some(&mut out_dot),
+        );
+        (dm, out_dot)
     }
 }
 

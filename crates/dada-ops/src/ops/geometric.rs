@@ -623,6 +623,119 @@ impl AffineKernel {
         table
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn backward_impl(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+        out_dot: Option<&mut f32>,
+    ) -> f32 {
+        let sign = self.signs[index];
+        let range = self.kind.range();
+        let p = range.param_f64(magnitude, sign);
+        let (a, da) = self.kind.coeffs(p, dims.h, dims.w);
+        let plane = dims.plane();
+        let bilinear = self.interpolation == Interpolation::Bilinear;
+        let table = (!bilinear).then(|| self.take_table(index, magnitude, a, dims));
+        let pl = padded_len(dims);
+        with_scratch(|scratch| {
+            // the image gradient is scattered into zero-padded planes (the border is dropped)
+            scratch.grads.clear();
+            scratch.grads.resize(dims.c * pl, 0.0);
+            if let Some(table) = &table {
+                for (g, gp) in grad_out
+                    .chunks_exact(plane)
+                    .zip(scratch.grads.chunks_exact_mut(pl))
+                {
+                    for (&q, &gv) in table.iter().zip(g) {
+                        // SAFETY: table entries index a padded plane of this size
+                        unsafe { *gp.get_unchecked_mut(q as usize) += scale * gv };
+                    }
+                }
+            }
+            if let (Some(table), Some(d)) = (&table, out_dot) {
+                // the weight gradient of a mixture: sum(grad_out * out), out gathered by table
+                scratch.pad(src, dims);
+                let table = &table[..plane];
+                let mut total = 0f32;
+                for (pad, g) in scratch
+                    .pads
+                    .chunks_exact(pl)
+                    .zip(grad_out.chunks_exact(plane))
+                {
+                    let g = &g[..plane];
+                    // SAFETY: table entries index a padded plane of this size
+                    total += sum8(plane, |o| {
+                        g[o] * unsafe { *pad.get_unchecked(table[o] as usize) }
+                    });
+                }
+                *d = total;
+            }
+            // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
+            let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
+            let dp = if straight_through {
+                sum8(grad_out.len(), |j| grad_out[j]) as f64
+            } else {
+                // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear
+                // derivative; the surrogate under nearest sampling)
+                scratch.taps.fill(&a, dims);
+                scratch.pad(src, dims);
+                for e in &mut scratch.e {
+                    e.resize(plane, 0.0);
+                }
+                let Scratch {
+                    taps,
+                    e,
+                    pads,
+                    grads,
+                    ..
+                } = &mut *scratch;
+                let pw = taps.pw;
+                magnitude_weights(taps, da.map(|v| v as f32), dims, e);
+                let idx = &taps.idx[..plane];
+                let mut dp = 0f64;
+                for c in 0..dims.c {
+                    let g = &grad_out[c * plane..(c + 1) * plane];
+                    dp += channel_dp(&pads[c * pl..(c + 1) * pl], pw, idx, e, g) as f64;
+                    if bilinear {
+                        let gp = &mut grads[c * pl..(c + 1) * pl];
+                        for o in 0..plane {
+                            let (i, fx, fy) = (idx[o] as usize, taps.fx[o], taps.fy[o]);
+                            let sg = scale * g[o] * taps.mask[o];
+                            let (gy0, gy1) = (sg * (1.0 - fy), sg * fy);
+                            gp[i] += gy0 * (1.0 - fx);
+                            gp[i + 1] += gy0 * fx;
+                            gp[i + pw] += gy1 * (1.0 - fx);
+                            gp[i + pw + 1] += gy1 * fx;
+                        }
+                    }
+                }
+                dp
+            };
+            let pw = dims.w + 2;
+            for (gp, gs) in scratch
+                .grads
+                .chunks_exact(pl)
+                .zip(grad_src.chunks_exact_mut(plane))
+            {
+                for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
+                    let from = &gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
+                    row.iter_mut().zip(from).for_each(|(d, s)| *d += s);
+                }
+            }
+            if straight_through {
+                dp as f32
+            } else {
+                (dp * range.dparam_dm(sign) as f64) as f32
+            }
+        })
+    }
+
     /// The nearest table of image `index` at `magnitude` (the one `forward` built, if any).
     fn take_table(&self, index: usize, magnitude: f32, a: [f64; 6], dims: ImageDims) -> Vec<u32> {
         let cached = self
@@ -728,87 +841,39 @@ impl ImageKernel for AffineKernel {
         scale: f32,
         grad_src: &mut [f32],
     ) -> f32 {
-        let sign = self.signs[index];
-        let range = self.kind.range();
-        let p = range.param_f64(magnitude, sign);
-        let (a, da) = self.kind.coeffs(p, dims.h, dims.w);
-        let plane = dims.plane();
-        let bilinear = self.interpolation == Interpolation::Bilinear;
-        let table = (!bilinear).then(|| self.take_table(index, magnitude, a, dims));
-        let pl = padded_len(dims);
-        with_scratch(|scratch| {
-            // the image gradient is scattered into zero-padded planes (the border is dropped)
-            scratch.grads.clear();
-            scratch.grads.resize(dims.c * pl, 0.0);
-            if let Some(table) = &table {
-                for (g, gp) in grad_out
-                    .chunks_exact(plane)
-                    .zip(scratch.grads.chunks_exact_mut(pl))
-                {
-                    for (&q, &gv) in table.iter().zip(g) {
-                        // SAFETY: table entries index a padded plane of this size
-                        unsafe { *gp.get_unchecked_mut(q as usize) += scale * gv };
-                    }
-                }
-            }
-            // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
-            let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
-            let dp = if straight_through {
-                sum8(grad_out.len(), |j| grad_out[j]) as f64
-            } else {
-                // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear
-                // derivative; the surrogate under nearest sampling)
-                scratch.taps.fill(&a, dims);
-                scratch.pad(src, dims);
-                for e in &mut scratch.e {
-                    e.resize(plane, 0.0);
-                }
-                let Scratch {
-                    taps,
-                    e,
-                    pads,
-                    grads,
-                    ..
-                } = &mut *scratch;
-                let pw = taps.pw;
-                magnitude_weights(taps, da.map(|v| v as f32), dims, e);
-                let idx = &taps.idx[..plane];
-                let mut dp = 0f64;
-                for c in 0..dims.c {
-                    let g = &grad_out[c * plane..(c + 1) * plane];
-                    dp += channel_dp(&pads[c * pl..(c + 1) * pl], pw, idx, e, g) as f64;
-                    if bilinear {
-                        let gp = &mut grads[c * pl..(c + 1) * pl];
-                        for o in 0..plane {
-                            let (i, fx, fy) = (idx[o] as usize, taps.fx[o], taps.fy[o]);
-                            let sg = scale * g[o] * taps.mask[o];
-                            let (gy0, gy1) = (sg * (1.0 - fy), sg * fy);
-                            gp[i] += gy0 * (1.0 - fx);
-                            gp[i + 1] += gy0 * fx;
-                            gp[i + pw] += gy1 * (1.0 - fx);
-                            gp[i + pw + 1] += gy1 * fx;
-                        }
-                    }
-                }
-                dp
-            };
-            let pw = dims.w + 2;
-            for (gp, gs) in scratch
-                .grads
-                .chunks_exact(pl)
-                .zip(grad_src.chunks_exact_mut(plane))
-            {
-                for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
-                    let from = &gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
-                    row.iter_mut().zip(from).for_each(|(d, s)| *d += s);
-                }
-            }
-            if straight_through {
-                dp as f32
-            } else {
-                (dp * range.dparam_dm(sign) as f64) as f32
-            }
-        })
+        self.backward_impl(index, magnitude, src, dims, grad_out, scale, grad_src, None)
+    }
+
+    fn backward_with_dot(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+        tmp: &mut [f32],
+    ) -> (f32, f32) {
+        if self.interpolation == Interpolation::Bilinear {
+            let out_dot = self.output_dot(index, magnitude, src, dims, grad_out, tmp);
+            return (
+                self.backward(index, magnitude, src, dims, grad_out, scale, grad_src),
+                out_dot,
+            );
+        }
+        let mut out_dot = 0.0;
+        let dm = self.backward_impl(
+            index,
+            magnitude,
+            src,
+            dims,
+            grad_out,
+            scale,
+            grad_src,
+            Some(&mut out_dot),
+        );
+        (dm, out_dot)
     }
 }
 
