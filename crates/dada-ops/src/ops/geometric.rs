@@ -312,31 +312,6 @@ impl NearestMap {
             fix(a[5] + a[3] * 0.5 + a[4] * 0.5),
         ])
     }
-
-    /// Source pixel for output pixel `(x, y)`, or `None` (fill).
-    #[inline]
-    fn index(&self, x: usize, y: usize, dims: ImageDims) -> Option<usize> {
-        let (xi, yi) = match self {
-            NearestMap::Fixed(f) => {
-                let (x, y) = (x as i64, y as i64);
-                (
-                    (f[2] + y * f[1] + x * f[0]) >> 16,
-                    (f[5] + y * f[4] + x * f[3]) >> 16,
-                )
-            }
-            NearestMap::Float(a) => {
-                let (xx, yy) = (x as f64 + 0.5, y as f64 + 0.5);
-                let u = a[0] * xx + a[1] * yy + a[2];
-                let v = a[3] * xx + a[4] * yy + a[5];
-                if u < 0.0 || v < 0.0 {
-                    return None;
-                }
-                (u as i64, v as i64)
-            }
-        };
-        (xi >= 0 && yi >= 0 && (xi as usize) < dims.w && (yi as usize) < dims.h)
-            .then(|| yi as usize * dims.w + xi as usize)
-    }
 }
 
 /// Bilinear taps of every output pixel, as indices into a source plane padded with a zero
@@ -586,36 +561,66 @@ impl AffineKernel {
         let (w, h, pw) = (dims.w as i64, dims.h as i64, dims.w as i64 + 2);
         match NearestMap::new(a, dims) {
             NearestMap::Fixed(f) => {
-                // the fixed-point sums of `NearestMap::index`, accumulated along the row; a
-                // negative sum is outside (so the shift can be a logical one), and in-range
-                // indices fit i32 (branch-free: the loop vectorizes)
+                // PIL's `affine_fixed`: `(f2 + y f1 + x f0) >> 16`; where a row's sums stay well
+                // inside i32 (always for images up to a few thousand pixels), in i32 with an
+                // arithmetic shift (branch-free: the loop vectorizes), else in i64
                 let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
+                let fits = |v: i64| v.abs() < (1 << 30);
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
-                    let (mut xs, mut ys) = (f[2] + y as i64 * f[1], f[5] + y as i64 * f[4]);
+                    let (xs0, ys0) = (f[2] + y as i64 * f[1], f[5] + y as i64 * f[4]);
+                    let last = dims.w as i64 - 1;
+                    let (xs1, ys1) = (xs0 + last * f[0], ys0 + last * f[3]);
+                    if [xs0, ys0, xs1, ys1, f[0], f[3]].into_iter().all(fits) {
+                        // linear in x, so every sum lies between the row's ends
+                        let (mut xs, mut ys, fx, fy) =
+                            (xs0 as i32, ys0 as i32, f[0] as i32, f[3] as i32);
+                        for t in row.iter_mut() {
+                            let (xi, yi) = (xs >> 16, ys >> 16);
+                            let inside = (xi >= 0) & (yi >= 0) & (xi < wi) & (yi < hi);
+                            *t = if inside {
+                                ((yi + 1) * pwi + xi + 1) as u32
+                            } else {
+                                OUTSIDE
+                            };
+                            xs = xs.wrapping_add(fx);
+                            ys = ys.wrapping_add(fy);
+                        }
+                        continue;
+                    }
+                    let (mut xs, mut ys) = (xs0, ys0);
                     for t in row.iter_mut() {
-                        let ok = (xs >= 0) & (ys >= 0);
-                        let (xi, yi) = (
-                            ((xs as u64) >> 16).min(1 << 20) as i32,
-                            ((ys as u64) >> 16).min(1 << 20) as i32,
-                        );
-                        let inside = ok & (xi < wi) & (yi < hi);
-                        *t = if inside {
-                            ((yi + 1) * pwi + xi + 1) as u32
-                        } else {
-                            OUTSIDE
-                        };
+                        let (xi, yi) = (xs >> 16, ys >> 16);
+                        if xi >= 0 && yi >= 0 && xi < w && yi < h {
+                            *t = ((yi + 1) * pw + xi + 1) as u32;
+                        }
                         xs += f[0];
                         ys += f[3];
                     }
                 }
             }
-            map @ NearestMap::Float(_) => {
+            NearestMap::Float(a) => {
+                // PIL's `COORD`: `u = a0 X + a1 Y + a2` in doubles, truncated, fill below 0
+                // (branch-free: the loop vectorizes)
+                let (wf, hf, pwi) = (dims.w as f64, dims.h as f64, pw as i32);
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
+                    let yy = y as f64 + 0.5;
                     for (x, t) in row.iter_mut().enumerate() {
-                        if let Some(q) = map.index(x, y, dims) {
-                            let (yi, xi) = (q / dims.w, q % dims.w);
-                            *t = ((yi + 1) * (dims.w + 2) + xi + 1) as u32;
-                        }
+                        let xx = x as f64 + 0.5;
+                        let u = a[0] * xx + a[1] * yy + a[2];
+                        let v = a[3] * xx + a[4] * yy + a[5];
+                        let inside = (u >= 0.0) & (v >= 0.0) & (u < wf) & (v < hf);
+                        // SAFETY: clamped into [0, size], finite (NaN -> 0)
+                        let (xi, yi) = unsafe {
+                            (
+                                u.max(0.0).min(wf).to_int_unchecked::<i32>(),
+                                v.max(0.0).min(hf).to_int_unchecked::<i32>(),
+                            )
+                        };
+                        *t = if inside {
+                            ((yi + 1) * pwi + xi + 1) as u32
+                        } else {
+                            OUTSIDE
+                        };
                     }
                 }
             }
