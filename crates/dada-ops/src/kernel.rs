@@ -103,11 +103,20 @@ pub trait ImageKernel: Send + Sync {
     }
 }
 
-/// `sum(a * b)` over the common length, vectorized.
+/// `sum(a * b)` over the common length, with eight independent accumulators (vectorizes).
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    crate::ops::enhance::sum8(n, |j| a[j] * b[j])
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Checks `images (B,C,H,W)` and `magnitudes (B,)` and returns the dims.

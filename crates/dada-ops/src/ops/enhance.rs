@@ -131,15 +131,18 @@ pub(crate) fn clamp_grad(pre: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn sum8(n: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
     const BLOCK: usize = 256;
-    let mut buf = [0f32; BLOCK];
+    // not zeroed: every element read is written first (a zeroed 1 KB per call showed up as
+    // memset time where sums are short and many)
+    let mut buf = [std::mem::MaybeUninit::<f32>::uninit(); BLOCK];
     let mut acc = [0f32; 8];
     let mut start = 0;
     while start < n {
         let len = (n - start).min(BLOCK);
-        let block = &mut buf[..len];
-        for (j, v) in block.iter_mut().enumerate() {
-            *v = f(start + j);
+        for (j, v) in buf[..len].iter_mut().enumerate() {
+            v.write(f(start + j));
         }
+        // SAFETY: the first `len` elements were just written
+        let block: &[f32] = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const f32, len) };
         let mut chunks = block.chunks_exact(8);
         for c in &mut chunks {
             for l in 0..8 {

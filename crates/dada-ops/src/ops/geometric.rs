@@ -385,23 +385,123 @@ impl TapField {
     }
 }
 
+/// A nearest-sampling table: per output pixel, its source index in the zero-padded plane
+/// (`OUTSIDE` for fill); per output row, `(lo, hi, q)` where the row's pixels `lo..hi` read
+/// `q..q + hi - lo` consecutively and the rest are fill (every row of shear_x and of the
+/// translations), so that row is a copy instead of a gather.
+struct NearestTable {
+    idx: Vec<u32>,
+    runs: Vec<Option<(usize, usize, usize)>>,
+}
+
+impl NearestTable {
+    fn new(idx: Vec<u32>, dims: ImageDims) -> Self {
+        let runs = idx
+            .chunks_exact(dims.w)
+            .map(|row| {
+                let Some(lo) = row.iter().position(|&q| q != OUTSIDE) else {
+                    return Some((0, 0, 0));
+                };
+                let hi = row
+                    .iter()
+                    .rposition(|&q| q != OUTSIDE)
+                    .map_or(lo, |i| i + 1);
+                let q = row[lo] as usize;
+                row[lo..hi]
+                    .iter()
+                    .enumerate()
+                    .all(|(j, &t)| t as usize == q + j)
+                    .then_some((lo, hi, q))
+            })
+            .collect();
+        Self { idx, runs }
+    }
+
+    /// `dst = out` of one channel, from its padded plane.
+    fn gather(&self, pad: &[f32], dims: ImageDims, dst: &mut [f32]) {
+        for ((row, d), run) in self
+            .idx
+            .chunks_exact(dims.w)
+            .zip(dst.chunks_exact_mut(dims.w))
+            .zip(&self.runs)
+        {
+            match *run {
+                Some((lo, hi, q)) => {
+                    d[..lo].fill(0.0);
+                    d[lo..hi].copy_from_slice(&pad[q..q + hi - lo]);
+                    d[hi..].fill(0.0);
+                }
+                None => {
+                    for (d, &q) in d.iter_mut().zip(row) {
+                        // SAFETY: table entries index a padded plane of this size
+                        *d = unsafe { *pad.get_unchecked(q as usize) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `grad_pad += scale * g` scattered through the table (one channel).
+    fn scatter(&self, g: &[f32], scale: f32, dims: ImageDims, grad_pad: &mut [f32]) {
+        for ((row, gr), run) in self
+            .idx
+            .chunks_exact(dims.w)
+            .zip(g.chunks_exact(dims.w))
+            .zip(&self.runs)
+        {
+            match *run {
+                Some((lo, hi, q)) => {
+                    for (d, &gv) in grad_pad[q..q + hi - lo].iter_mut().zip(&gr[lo..hi]) {
+                        *d += scale * gv;
+                    }
+                }
+                None => {
+                    for (&q, &gv) in row.iter().zip(gr) {
+                        // SAFETY: table entries index a padded plane of this size
+                        unsafe { *grad_pad.get_unchecked_mut(q as usize) += scale * gv };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `sum(g * out)` of one channel.
+    fn dot(&self, pad: &[f32], g: &[f32], dims: ImageDims) -> f32 {
+        let mut total = 0f32;
+        for ((row, gr), run) in self
+            .idx
+            .chunks_exact(dims.w)
+            .zip(g.chunks_exact(dims.w))
+            .zip(&self.runs)
+        {
+            total += match *run {
+                Some((lo, hi, q)) => crate::kernel::dot(&gr[lo..hi], &pad[q..q + hi - lo]),
+                None => {
+                    let w = row.len();
+                    let gr = &gr[..w];
+                    // SAFETY: table entries index a padded plane of this size
+                    sum8(w, |x| {
+                        gr[x] * unsafe { *pad.get_unchecked(row[x] as usize) }
+                    })
+                }
+            };
+        }
+        total
+    }
+}
+
 /// `sum(grad_out * out)` for the nearest-sampled output `out[c][o] = pad_c[table[o]]`.
-fn nearest_dot(table: &[u32], src: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
+fn nearest_dot(table: &NearestTable, src: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
     with_scratch(|scratch| {
         scratch.pad(src, dims);
         let (plane, pl) = (dims.plane(), padded_len(dims));
-        let table = &table[..plane];
         let mut total = 0f32;
         for (pad, g) in scratch
             .pads
             .chunks_exact(pl)
             .zip(grad_out.chunks_exact(plane))
         {
-            let g = &g[..plane];
-            // SAFETY: table entries index a padded plane of this size
-            total += sum8(plane, |o| {
-                g[o] * unsafe { *pad.get_unchecked(table[o] as usize) }
-            });
+            total += table.dot(pad, g, dims);
         }
         total
     })
@@ -529,7 +629,7 @@ struct AffineKernel {
     signs: Vec<f32>,
     /// Nearest tables built by `forward`, per image, keyed by the magnitude's bits: the
     /// backward pass of the same image takes its table instead of building it again.
-    tables: Vec<Mutex<Option<(u32, Vec<u32>)>>>,
+    tables: Vec<Mutex<Option<(u32, NearestTable)>>>,
 }
 
 impl AffineKernel {
@@ -556,7 +656,7 @@ impl AffineKernel {
     /// Source pixel of every output pixel, PIL's nearest rule, as an index into the
     /// zero-padded plane (`OUTSIDE`, a border cell, for fill): gathers and scatters need no
     /// branch.
-    fn nearest_table(a: [f64; 6], dims: ImageDims) -> Vec<u32> {
+    fn nearest_table(a: [f64; 6], dims: ImageDims) -> NearestTable {
         let mut table = vec![OUTSIDE; dims.plane()];
         let (w, h, pw) = (dims.w as i64, dims.h as i64, dims.w as i64 + 2);
         match NearestMap::new(a, dims) {
@@ -625,7 +725,7 @@ impl AffineKernel {
                 }
             }
         }
-        table
+        NearestTable::new(table, dims)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -657,27 +757,19 @@ impl AffineKernel {
                     .chunks_exact(plane)
                     .zip(scratch.grads.chunks_exact_mut(pl))
                 {
-                    for (&q, &gv) in table.iter().zip(g) {
-                        // SAFETY: table entries index a padded plane of this size
-                        unsafe { *gp.get_unchecked_mut(q as usize) += scale * gv };
-                    }
+                    table.scatter(g, scale, dims, gp);
                 }
             }
             if let (Some(table), Some(d)) = (&table, out_dot) {
                 // the weight gradient of a mixture: sum(grad_out * out), out gathered by table
                 scratch.pad(src, dims);
-                let table = &table[..plane];
                 let mut total = 0f32;
                 for (pad, g) in scratch
                     .pads
                     .chunks_exact(pl)
                     .zip(grad_out.chunks_exact(plane))
                 {
-                    let g = &g[..plane];
-                    // SAFETY: table entries index a padded plane of this size
-                    total += sum8(plane, |o| {
-                        g[o] * unsafe { *pad.get_unchecked(table[o] as usize) }
-                    });
+                    total += table.dot(pad, g, dims);
                 }
                 *d = total;
             }
@@ -742,13 +834,21 @@ impl AffineKernel {
     }
 
     /// The nearest table of image `index` at `magnitude` (the one `forward` built, if any).
-    fn take_table(&self, index: usize, magnitude: f32, a: [f64; 6], dims: ImageDims) -> Vec<u32> {
+    fn take_table(
+        &self,
+        index: usize,
+        magnitude: f32,
+        a: [f64; 6],
+        dims: ImageDims,
+    ) -> NearestTable {
         let cached = self
             .tables
             .get(index)
             .and_then(|slot| slot.lock().ok()?.take());
         match cached {
-            Some((bits, table)) if bits == magnitude.to_bits() && table.len() == dims.plane() => {
+            Some((bits, table))
+                if bits == magnitude.to_bits() && table.idx.len() == dims.plane() =>
+            {
                 table
             }
             _ => Self::nearest_table(a, dims),
@@ -772,10 +872,7 @@ impl ImageKernel for AffineKernel {
                         .chunks_exact(pl)
                         .zip(dst.chunks_exact_mut(plane))
                     {
-                        for (d, &q) in d.iter_mut().zip(&table) {
-                            // SAFETY: table entries index a padded plane of this size
-                            *d = unsafe { *pad.get_unchecked(q as usize) };
-                        }
+                        table.gather(pad, dims, d);
                     }
                 });
                 if let Some(slot) = self.tables.get(index) {
@@ -826,7 +923,7 @@ impl ImageKernel for AffineKernel {
         let peeked = self.tables.get(index).and_then(|slot| {
             let slot = slot.lock().ok()?;
             let (bits, table) = slot.as_ref()?;
-            (*bits == magnitude.to_bits() && table.len() == dims.plane())
+            (*bits == magnitude.to_bits() && table.idx.len() == dims.plane())
                 .then(|| nearest_dot(table, src, dims, grad_out))
         });
         peeked.unwrap_or_else(|| {
