@@ -356,6 +356,7 @@ fn posterize_bits(m: f32) -> u32 {
 
 /// The u8 level of `x` (round half up, clamped).
 #[inline]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; `max` then `min` maps it to 0
 fn level(x: f32) -> u32 {
     // Truncation is floor for the non-negative argument; NaN maps to 0 (`max` drops it).
     let v = (x * 255.0 + 0.5).max(0.0).min(255.0);
