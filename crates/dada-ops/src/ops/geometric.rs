@@ -70,6 +70,10 @@ macro_rules! affine_op {
                 params: &OpParams,
                 shape: (usize, usize, usize, usize),
             ) -> Result<Option<Arc<dyn ImageKernel>>> {
+                if !fits_kernel_indices(shape.2, shape.3) {
+                    // the kernels index padded planes in i32 / u32: the reference path
+                    return Ok(None);
+                }
                 let signs = per_image(params.signs.as_ref(), shape.0, 1.0, "signs")?;
                 Ok(Some(Arc::new(AffineKernel::new($kind, self.interpolation, self.estimator, signs))))
             }
@@ -365,14 +369,15 @@ impl TapField {
                 for x in 0..nx {
                     let (u, v) = (us[x], vs[x]);
                     let (fu, fv) = (u.floor(), v.floor());
-                    fx[x] = u - fu;
-                    fy[x] = v - fv;
                     // clamped into [-2, size], where -2 and size are both outside (NaN -> -2)
                     let (xc, yc) = (fu.max(-2.0).min(wf), fv.max(-2.0).min(hf));
-                    // SAFETY: finite and within i32 after the clamp
+                    // SAFETY: finite and within i32 after the clamp (`fits_kernel_indices`)
                     let (xi, yi) =
                         unsafe { (xc.to_int_unchecked::<i32>(), yc.to_int_unchecked::<i32>()) };
                     let inside = (xi >= -1) & (xi < wi) & (yi >= -1) & (yi < hi);
+                    // (outside, the fractions of an infinite coordinate would be NaN)
+                    fx[x] = if inside { u - fu } else { 0.0 };
+                    fy[x] = if inside { v - fv } else { 0.0 };
                     mask[x] = if inside { 1.0 } else { 0.0 };
                     idx[x] = if inside {
                         ((yi + 1) * pwi + xi + 1) as u32
@@ -392,6 +397,8 @@ impl TapField {
 struct NearestTable {
     idx: Vec<u32>,
     runs: Vec<Option<(usize, usize, usize)>>,
+    /// The image shape the indices are for (a cached table is reused only for this shape).
+    dims: (usize, usize),
 }
 
 impl NearestTable {
@@ -414,7 +421,11 @@ impl NearestTable {
                     .then_some((lo, hi, q))
             })
             .collect();
-        Self { idx, runs }
+        Self {
+            idx,
+            runs,
+            dims: (dims.h, dims.w),
+        }
     }
 
     /// `dst = out` of one channel, from its padded plane.
@@ -548,6 +559,15 @@ thread_local! {
 /// Runs `f` on this thread's [`Scratch`].
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// Whether images of `h x w` fit the geometric kernels' index arithmetic: padded-plane indices
+/// in `i32` (so every image up to about 46,000 x 46,000 pixels); larger ones take the
+/// plain-candle path.
+fn fits_kernel_indices(h: usize, w: usize) -> bool {
+    (h + 2)
+        .checked_mul(w + 2)
+        .is_some_and(|n| n < i32::MAX as usize)
 }
 
 /// Elements of one zero-padded plane, `(h + 2) (w + 2)`.
@@ -847,7 +867,7 @@ impl AffineKernel {
             .and_then(|slot| slot.lock().ok()?.take());
         match cached {
             Some((bits, table))
-                if bits == magnitude.to_bits() && table.idx.len() == dims.plane() =>
+                if bits == magnitude.to_bits() && table.dims == (dims.h, dims.w) =>
             {
                 table
             }
@@ -923,7 +943,7 @@ impl ImageKernel for AffineKernel {
         let peeked = self.tables.get(index).and_then(|slot| {
             let slot = slot.lock().ok()?;
             let (bits, table) = slot.as_ref()?;
-            (*bits == magnitude.to_bits() && table.idx.len() == dims.plane())
+            (*bits == magnitude.to_bits() && table.dims == (dims.h, dims.w))
                 .then(|| nearest_dot(table, src, dims, grad_out))
         });
         peeked.unwrap_or_else(|| {

@@ -88,3 +88,28 @@ fn single_image_and_bad_shapes() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_kernel_reused_across_shapes_recomputes_its_tables() -> Result<()> {
+    // The nearest table a forward pass keeps for its backward pass must not be reused for
+    // another image shape with the same pixel count (32 x 2 and 8 x 8).
+    use dada_ops::{ImageDims, OpSet};
+    use rand::SeedableRng;
+    let dev = Device::Cpu;
+    let op = OpSet::by_name("rotate").unwrap();
+    let params = op.sample(1, &mut rand::rngs::StdRng::seed_from_u64(5), &dev)?;
+    let (tall, square) = (ImageDims { c: 1, h: 32, w: 2 }, ImageDims { c: 1, h: 8, w: 8 });
+    let src: Vec<f32> = (0..64).map(|i| (i % 13) as f32 / 13.0).collect();
+    let g: Vec<f32> = (0..64).map(|i| ((i % 7) as f32 - 3.0) / 7.0).collect();
+    let reused = op.kernel(&params, (1, 1, 32, 2))?.unwrap();
+    let mut out = vec![0f32; 64];
+    reused.forward(0, 1.0, &src, tall, &mut out);
+    let mut gx = vec![0f32; 64];
+    let dm = reused.backward(0, 1.0, &src, square, &g, 1.0, &mut gx);
+    let fresh = op.kernel(&params, (1, 1, 8, 8))?.unwrap();
+    let mut gx_fresh = vec![0f32; 64];
+    let dm_fresh = fresh.backward(0, 1.0, &src, square, &g, 1.0, &mut gx_fresh);
+    assert_eq!(gx, gx_fresh);
+    assert_eq!(dm, dm_fresh);
+    Ok(())
+}
