@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The longer-schedule probe of docs/results.md: the reduced-CIFAR-10 protocol of
+# reduced-cifar.sh at 40 epochs instead of 15, seed 0, for cutout, dada and baseline.
+#
+#   bash tools/experiment/reduced-cifar-long.sh [POLICY_JSON]
+#
+# Finished runs are skipped and interrupted ones resumed, as in reduced-cifar.sh. XTASK picks
+# the binary (default: a release build of xtask, built first).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+POLICY_JSON=${1:-runs/search-paper-seed0/policy.json}
+if [[ -z "${XTASK:-}" ]]; then
+  cargo build -p xtask --release
+  XTASK=target/release/xtask
+fi
+[[ -f "$POLICY_JSON" ]] || { echo "no policy at $POLICY_JSON: run \`cargo xtask search\` first" >&2; exit 1; }
+
+COMMON=(--model wrn-16-2 --data reduced --epochs 40 --batch-size 128 --lr 0.025 --warmup-epochs 2 --eval-every 10)
+for policy in cutout "dada:$POLICY_JSON" baseline; do
+  name=${policy%%:*}
+  out=runs/reduced-long/$name-seed0
+  if [[ -f $out/result.json ]]; then echo "skip $out (done)"; continue; fi
+  resume=()
+  [[ -f $out/checkpoint.safetensors ]] && resume=(--resume "$out")
+  echo "== $policy seed 0 -> $out"
+  "$XTASK" train --policy "$policy" "${COMMON[@]}" --seed 0 --out "$out" "${resume[@]}"
+  [[ -f $out/result.json ]] || { echo "stopped in $out; run this script again to resume" >&2; exit 130; }
+done
