@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The longer-schedule probe of docs/results.md: the reduced-CIFAR-10 protocol of
-# reduced-cifar.sh at 40 epochs instead of 15, seed 0, for cutout, dada and baseline.
+# reduced-cifar.sh at 40 epochs instead of 15: cutout, dada and baseline at seed 0, then
+# cutout and dada at seed 1.
 #
 #   bash tools/experiment/reduced-cifar-long.sh [POLICY_JSON]
 #
@@ -16,13 +17,15 @@ fi
 [[ -f "$POLICY_JSON" ]] || { echo "no policy at $POLICY_JSON: run \`cargo xtask search\` first" >&2; exit 1; }
 
 COMMON=(--model wrn-16-2 --data reduced --epochs 40 --batch-size 128 --lr 0.025 --warmup-epochs 2 --eval-every 10)
-for policy in cutout "dada:$POLICY_JSON" baseline; do
+for run in "cutout 0" "dada:$POLICY_JSON 0" "baseline 0" "cutout 1" "dada:$POLICY_JSON 1"; do
+  policy=${run% *}
+  seed=${run##* }
   name=${policy%%:*}
-  out=runs/reduced-long/$name-seed0
+  out=runs/reduced-long/$name-seed$seed
   if [[ -f $out/result.json ]]; then echo "skip $out (done)"; continue; fi
   resume=()
   [[ -f $out/checkpoint.safetensors ]] && resume=(--resume "$out")
-  echo "== $policy seed 0 -> $out"
-  "$XTASK" train --policy "$policy" "${COMMON[@]}" --seed 0 --out "$out" "${resume[@]}"
+  echo "== $policy seed $seed -> $out"
+  "$XTASK" train --policy "$policy" "${COMMON[@]}" --seed "$seed" --out "$out" "${resume[@]}"
   [[ -f $out/result.json ]] || { echo "stopped in $out; run this script again to resume" >&2; exit 130; }
 done
