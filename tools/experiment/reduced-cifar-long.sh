@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The longer-schedule probe of docs/results.md: the reduced-CIFAR-10 protocol of
-# reduced-cifar.sh at 40 epochs instead of 15: cutout, dada and baseline at seed 0, then
-# cutout and dada at seed 1.
+# The 40-epoch protocol of docs/results.md: the reduced-CIFAR-10 experiment of
+# reduced-cifar.sh at 40 epochs instead of 15, the five arms at seeds 0 and 1, in the order
+# they were run (cutout and dada first). Output: runs/reduced-long/<arm>-seed<N>/.
 #
 #   bash tools/experiment/reduced-cifar-long.sh [POLICY_JSON]
 #
@@ -17,7 +17,8 @@ fi
 [[ -f "$POLICY_JSON" ]] || { echo "no policy at $POLICY_JSON: run \`cargo xtask search\` first" >&2; exit 1; }
 
 COMMON=(--model wrn-16-2 --data reduced --epochs 40 --batch-size 128 --lr 0.025 --warmup-epochs 2 --eval-every 10)
-for run in "cutout 0" "dada:$POLICY_JSON 0" "baseline 0" "cutout 1" "dada:$POLICY_JSON 1"; do
+for run in "cutout 0" "dada:$POLICY_JSON 0" "baseline 0" "cutout 1" "dada:$POLICY_JSON 1" \
+  "autoaugment 0" "baseline 1" "autoaugment 1" "none 0" "none 1"; do
   policy=${run% *}
   seed=${run##* }
   name=${policy%%:*}
