@@ -476,6 +476,15 @@ impl NearestTable {
         }
     }
 
+    /// `sum(grad_out * out)` over every channel, from the image's padded planes.
+    fn image_dot(&self, pads: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
+        let (plane, pl) = (dims.plane(), padded_len(dims));
+        pads.chunks_exact(pl)
+            .zip(grad_out.chunks_exact(plane))
+            .map(|(pad, g)| self.dot(pad, g, dims))
+            .sum()
+    }
+
     /// `sum(g * out)` of one channel.
     fn dot(&self, pad: &[f32], g: &[f32], dims: ImageDims) -> f32 {
         let mut total = 0f32;
@@ -505,16 +514,7 @@ impl NearestTable {
 fn nearest_dot(table: &NearestTable, src: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
     with_scratch(|scratch| {
         scratch.pad(src, dims);
-        let (plane, pl) = (dims.plane(), padded_len(dims));
-        let mut total = 0f32;
-        for (pad, g) in scratch
-            .pads
-            .chunks_exact(pl)
-            .zip(grad_out.chunks_exact(plane))
-        {
-            total += table.dot(pad, g, dims);
-        }
-        total
+        table.image_dot(&scratch.pads, dims, grad_out)
     })
 }
 
@@ -780,28 +780,21 @@ impl AffineKernel {
                     table.scatter(g, scale, dims, gp);
                 }
             }
-            if let (Some(table), Some(d)) = (&table, out_dot) {
-                // the weight gradient of a mixture: sum(grad_out * out), out gathered by table
-                scratch.pad(src, dims);
-                let mut total = 0f32;
-                for (pad, g) in scratch
-                    .pads
-                    .chunks_exact(pl)
-                    .zip(grad_out.chunks_exact(plane))
-                {
-                    total += table.dot(pad, g, dims);
-                }
-                *d = total;
-            }
             // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
             let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
+            if out_dot.is_some() || !straight_through {
+                scratch.pad(src, dims);
+            }
+            if let (Some(table), Some(d)) = (&table, out_dot) {
+                // the weight gradient of a mixture: sum(grad_out * out), out gathered by table
+                *d = table.image_dot(&scratch.pads, dims, grad_out);
+            }
             let dp = if straight_through {
                 sum8(grad_out.len(), |j| grad_out[j]) as f64
             } else {
                 // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear
                 // derivative; the surrogate under nearest sampling)
                 scratch.taps.fill(&a, dims);
-                scratch.pad(src, dims);
                 for e in &mut scratch.e {
                     e.resize(plane, 0.0);
                 }

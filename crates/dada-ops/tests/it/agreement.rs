@@ -98,7 +98,10 @@ fn a_kernel_reused_across_shapes_recomputes_its_tables() -> Result<()> {
     let dev = Device::Cpu;
     let op = OpSet::by_name("rotate").unwrap();
     let params = op.sample(1, &mut rand::rngs::StdRng::seed_from_u64(5), &dev)?;
-    let (tall, square) = (ImageDims { c: 1, h: 32, w: 2 }, ImageDims { c: 1, h: 8, w: 8 });
+    let (tall, square) = (
+        ImageDims { c: 1, h: 32, w: 2 },
+        ImageDims { c: 1, h: 8, w: 8 },
+    );
     let src: Vec<f32> = (0..64).map(|i| (i % 13) as f32 / 13.0).collect();
     let g: Vec<f32> = (0..64).map(|i| ((i % 7) as f32 - 3.0) / 7.0).collect();
     let reused = op.kernel(&params, (1, 1, 32, 2))?.unwrap();
