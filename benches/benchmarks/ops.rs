@@ -4,13 +4,20 @@
 //! Run: `cargo bench -p dada-benches --bench ops` (throughput is images/s, printed as
 //! "elem/s"; filter with e.g. `-- cpu_mixture`). Rows:
 //! - `fused_fwd`: `apply` / `weighted_mixture` forward.
-//! - `fused_fwd_bwd`: forward, `out.sum_all().backward()` through candle autograd, gradients
-//!   w.r.t. images and magnitudes (and weights for the mixture).
+//! - `fused_fwd_bwd`: forward and backward through candle autograd of a linear readout of the
+//!   output, `sum_i <out_i, r>` (`out.reshape((B, n)).matmul(r)`, a fixed random `r`), gradients
+//!   w.r.t. images and magnitudes (and weights for the mixture). The op receives a dense,
+//!   contiguous upstream gradient, as it does under a model. The readout is not
+//!   `out.sum_all()`: candle materialises a sum's broadcast gradient in a scalar strided loop
+//!   (`binary_map`'s broadcast path, 0.4-0.5 ms for one batch of 128 x 3 x 32 x 32, 25-29% of the
+//!   shear_x and rotate rows' profiles), which would charge every row for the loss rather than
+//!   the op; `candle_affine_fwd_bwd_sum_all` measures that harness.
 //! - `kernel_fwd_bwd`: the same op forward plus `kernel_backward` with a dense upstream
 //!   gradient, without candle's autograd bookkeeping (what the kernels themselves cost).
 //! - `reference_fwd_bwd`: `fused_fwd_bwd` on the plain-candle path, for the fused/reference ratio.
 //! - `candle_affine_fwd_bwd`: a one-op plain candle graph (`x * 2`) through the same autograd
-//!   harness: the floor every `fused_fwd_bwd` row pays.
+//!   harness: the floor every `fused_fwd_bwd` row pays (`..._sum_all`: with `out.sum_all()` as
+//!   the loss).
 //!
 //! The process keeps freed memory (`dada_models::retain_freed_memory`, which every search and
 //! training process applies when it builds a model): otherwise glibc unmaps the 1.5 MB
@@ -35,6 +42,8 @@ struct Inputs {
     images: Var,
     magnitudes: Var,
     upstream: Tensor,
+    /// The readout `r (C H W, 1)` of [`forward_backward`].
+    readout: Tensor,
 }
 
 fn inputs(dev: &Device) -> Result<Inputs> {
@@ -42,11 +51,29 @@ fn inputs(dev: &Device) -> Result<Inputs> {
         images: Var::from_tensor(&test_images(SHAPE, 1, DType::F32, dev)?)?,
         magnitudes: Var::from_tensor(&Tensor::rand(0.05f32, 0.95, B, dev)?)?,
         upstream: (test_images(SHAPE, 2, DType::F32, dev)?.affine(2.0, -1.0))?,
+        readout: (test_images((1, 1, N, 1), 5, DType::F32, dev)?
+            .reshape((N, 1))?
+            .affine(2.0, -1.0))?,
     })
 }
 
-/// Forward, then gradients of `sum(out)` w.r.t. every `Var` in the graph.
+/// Elements of one image.
+const N: usize = SHAPE.1 * SHAPE.2 * SHAPE.3;
+
+/// Forward, then gradients of the readout `sum_i <out_i, r>` w.r.t. every `Var` in the graph.
 fn forward_backward(
+    f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    inp: &Inputs,
+) -> Result<candle::backprop::GradStore> {
+    f(inp.images.as_tensor(), inp.magnitudes.as_tensor())?
+        .reshape((B, N))?
+        .matmul(&inp.readout)?
+        .sum_all()?
+        .backward()
+}
+
+/// Forward, then gradients of `sum(out)`: the harness whose loss costs more than most ops.
+fn forward_backward_sum_all(
     f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
     inp: &Inputs,
 ) -> Result<candle::backprop::GradStore> {
@@ -81,6 +108,9 @@ fn single_ops(c: &mut Criterion) {
     let mut g = configure(c, "cpu_ops");
     g.bench_function("candle_affine_fwd_bwd", |b| {
         b.iter(|| forward_backward(|x, _| x.affine(2.0, 0.0), &inp).unwrap())
+    });
+    g.bench_function("candle_affine_fwd_bwd_sum_all", |b| {
+        b.iter(|| forward_backward_sum_all(|x, _| x.affine(2.0, 0.0), &inp).unwrap())
     });
     for name in BUILTIN_NAMES {
         let op = OpSet::by_name(name).unwrap();

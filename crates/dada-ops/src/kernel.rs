@@ -198,13 +198,10 @@ impl CustomOp2 for FusedOp {
         let (b, c, h, w) = l1.shape().dims4()?;
         let dims = ImageDims { c, h, w };
         let n = dims.len();
-        let mut out = vec![0f32; b * n];
-        if n > 0 {
-            out.par_chunks_mut(n).enumerate().for_each(|(i, dst)| {
-                self.kernel
-                    .forward(i, mags[i], &images[i * n..(i + 1) * n], dims, dst)
-            });
-        }
+        let out = par_zeroed_chunks(b, n, rayon::iter::repeat_n((), b), |i, dst, ()| {
+            self.kernel
+                .forward(i, mags[i], &images[i * n..(i + 1) * n], dims, dst)
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -239,22 +236,19 @@ pub fn kernel_backward(
     }
     let dims = ImageDims { c, h, w };
     let n = dims.len();
-    let mut grad_images = vec![0f32; b * n];
     let mut grad_mags = vec![0f32; b];
-    with_f32(images, |x| {
+    let grad_images = with_f32(images, |x| {
         with_f32(magnitudes, |mags| {
             with_f32(grad_out, |g| {
-                if n > 0 {
-                    grad_images
-                        .par_chunks_mut(n)
-                        .zip(grad_mags.par_iter_mut())
-                        .enumerate()
-                        .for_each(|(i, (gx, gm))| {
-                            let r = i * n..(i + 1) * n;
-                            *gm = kernel.backward(i, mags[i], &x[r.clone()], dims, &g[r], 1.0, gx);
-                        });
-                }
-                Ok(())
+                Ok(par_zeroed_chunks(
+                    b,
+                    n,
+                    grad_mags.par_iter_mut(),
+                    |i, gx, gm| {
+                        let r = i * n..(i + 1) * n;
+                        *gm = kernel.backward(i, mags[i], &x[r.clone()], dims, &g[r], 1.0, gx);
+                    },
+                ))
             })
         })
     })?;
@@ -263,6 +257,44 @@ pub fn kernel_backward(
         Tensor::from_vec(grad_images, (b, c, h, w), dev)?,
         Tensor::from_vec(grad_mags, b, dev)?,
     ))
+}
+
+/// A vector of `b` chunks of `n` f32, each zeroed and then passed to `f(i, chunk, side_i)` in
+/// parallel with the `i`-th item of `side` (which must have `b` items). Each chunk is zeroed by
+/// the thread that fills it, while it is in cache, instead of by one single-threaded memset of
+/// the whole buffer before the parallel loop.
+pub(crate) fn par_zeroed_chunks<S, I>(
+    b: usize,
+    n: usize,
+    side: I,
+    f: impl Fn(usize, &mut [f32], S) + Sync + Send,
+) -> Vec<f32>
+where
+    S: Send,
+    I: IndexedParallelIterator<Item = S>,
+{
+    assert_eq!(side.len(), b, "par_zeroed_chunks: one side item per chunk");
+    let len = b * n;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    if n > 0 {
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(n)
+            .zip(side)
+            .enumerate()
+            .for_each(|(i, (chunk, s))| {
+                for v in chunk.iter_mut() {
+                    v.write(0.0);
+                }
+                // SAFETY: every element of the chunk was just initialised
+                let chunk =
+                    unsafe { &mut *(chunk as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+                f(i, chunk, s)
+            });
+    }
+    // SAFETY: the `b` chunks of `n` cover `len` (the zip is exact: `side` has `b` items) and each
+    // was initialised above; with `n = 0`, `len` is 0. A panic in `f` leaves `len` unset.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// The contiguous f32 slice of a CPU storage.

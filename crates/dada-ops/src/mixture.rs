@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use candle::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernel::{cpu_f32, dot, with_f32, ImageDims, ImageKernel};
+use crate::kernel::{cpu_f32, dot, par_zeroed_chunks, with_f32, ImageDims, ImageKernel};
 use crate::{OpParams, OpSet};
 
 /// The weighted sum of every op of `ops` applied to the same images:
@@ -120,6 +120,22 @@ fn check_mixture(
 static BUFFERS: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 const MAX_BUFFERS: usize = 4;
 
+thread_local! {
+    static TMP: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on an image-sized scratch buffer of `n` f32 (this thread's, reused from image to
+/// image; a fresh one if a kernel re-entered the mixture on this thread).
+fn with_tmp<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    TMP.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut tmp) => {
+            tmp.resize(n, 0.0);
+            f(&mut tmp[..n])
+        }
+        Err(_) => f(&mut vec![0f32; n]),
+    })
+}
+
 /// A buffer of exactly `len` elements (contents unspecified: every op overwrites its slice).
 fn take_buffer(len: usize) -> Vec<f32> {
     let recycled = BUFFERS.lock().ok().and_then(|mut pool| {
@@ -209,34 +225,32 @@ impl CustomOp3 for FusedMixture {
         let dims = ImageDims { c, h, w };
         let (n, k_ops) = (dims.len(), self.kernels.len());
         let kept = self.kept();
-        let mut out = vec![0f32; b * n];
         // (one dummy element per image where no output is kept, so the images still zip)
         let per_image = (kept * n).max(1);
         let mut outputs = take_buffer(b * per_image);
-        if n > 0 && k_ops > 0 {
-            out.par_chunks_mut(n)
-                .zip(outputs.par_chunks_mut(per_image))
-                .enumerate()
-                .for_each_init(
-                    || vec![0f32; n],
-                    |tmp, (i, (dst, kept_out))| {
-                        let x = &images[i * n..(i + 1) * n];
-                        for (k, kernel) in self.kernels.iter().enumerate() {
-                            let res: &mut [f32] = match self.slots[k] {
-                                Some(s) => &mut kept_out[s * n..(s + 1) * n],
-                                None => &mut tmp[..],
-                            };
-                            kernel.forward(i, self.magnitude(mags, i, k), x, dims, res);
-                            let wk = weights[i * k_ops + k];
-                            if wk != 0.0 {
-                                dst.iter_mut()
-                                    .zip(res.iter())
-                                    .for_each(|(d, t)| *d += wk * t);
-                            }
+        let out = par_zeroed_chunks(
+            b,
+            n,
+            outputs.par_chunks_mut(per_image),
+            |i, dst, kept_out| {
+                let x = &images[i * n..(i + 1) * n];
+                with_tmp(n, |tmp| {
+                    for (k, kernel) in self.kernels.iter().enumerate() {
+                        let res: &mut [f32] = match self.slots[k] {
+                            Some(s) => &mut kept_out[s * n..(s + 1) * n],
+                            None => &mut *tmp,
+                        };
+                        kernel.forward(i, self.magnitude(mags, i, k), x, dims, res);
+                        let wk = weights[i * k_ops + k];
+                        if wk != 0.0 {
+                            dst.iter_mut()
+                                .zip(res.iter())
+                                .for_each(|(d, t)| *d += wk * t);
                         }
-                    },
-                );
-        }
+                    }
+                })
+            },
+        );
         *self.outputs.lock().expect("mixture cache") = outputs;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -253,27 +267,26 @@ impl CustomOp3 for FusedMixture {
         let dims = ImageDims { c, h, w };
         let (n, k_ops) = (dims.len(), self.kernels.len());
         let m_per_image = if self.per_op { k_ops } else { 1 };
-        let mut grad_images = vec![0f32; b * n];
         let mut grad_mags = vec![0f32; b * m_per_image];
         let mut grad_weights = vec![0f32; b * k_ops];
-        with_f32(images, |x| {
+        let grad_images = with_f32(images, |x| {
             with_f32(magnitudes, |mags| {
                 with_f32(weights, |wts| {
                     with_f32(grad_res, |g| {
                         if n == 0 || k_ops == 0 {
-                            return Ok(());
+                            return Ok(vec![0f32; b * n]);
                         }
                         let cached = self.outputs.lock().expect("mixture cache");
                         let kept = self.kept();
                         let have_outputs = cached.len() == b * (kept * n).max(1);
-                        grad_images
-                            .par_chunks_mut(n)
-                            .zip(grad_mags.par_chunks_mut(m_per_image))
-                            .zip(grad_weights.par_chunks_mut(k_ops))
-                            .enumerate()
-                            .for_each_init(
-                                || vec![0f32; n],
-                                |tmp, (i, ((gx, gm), gw))| {
+                        Ok(par_zeroed_chunks(
+                            b,
+                            n,
+                            grad_mags
+                                .par_chunks_mut(m_per_image)
+                                .zip(grad_weights.par_chunks_mut(k_ops)),
+                            |i, gx, (gm, gw)| {
+                                with_tmp(n, |tmp| {
                                     let r = i * n..(i + 1) * n;
                                     let (xi, gi) = (&x[r.clone()], &g[r]);
                                     for (k, kernel) in self.kernels.iter().enumerate() {
@@ -309,9 +322,9 @@ impl CustomOp3 for FusedMixture {
                                         };
                                         gm[if self.per_op { k } else { 0 }] += wk * dm;
                                     }
-                                },
-                            );
-                        Ok(())
+                                })
+                            },
+                        ))
                     })
                 })
             })

@@ -364,19 +364,20 @@ fn level(x: f32) -> u32 {
     unsafe { v.to_int_unchecked::<u32>() }
 }
 
-/// PIL's equalize LUT for one channel, or `None` when PIL leaves the channel unchanged.
-fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
+/// PIL's equalize LUT for one channel from its u8 levels, or `None` when PIL leaves the channel
+/// unchanged.
+fn equalize_lut(levels: &[u8]) -> Option<[f32; 256]> {
     // four interleaved histograms: consecutive pixels of equal level would otherwise wait on
     // each other's increment
     let mut sub = [[0u32; 256]; 4];
-    let mut chunks = plane.chunks_exact(4);
+    let mut chunks = levels.chunks_exact(4);
     for c in &mut chunks {
-        for (h, &x) in sub.iter_mut().zip(c) {
-            h[level(x) as usize] += 1;
+        for (h, &l) in sub.iter_mut().zip(c) {
+            h[l as usize] += 1;
         }
     }
-    for &x in chunks.remainder() {
-        sub[0][level(x) as usize] += 1;
+    for &l in chunks.remainder() {
+        sub[0][l as usize] += 1;
     }
     let mut hist = [0u32; 256];
     for (l, h) in hist.iter_mut().enumerate() {
@@ -384,15 +385,23 @@ fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
     }
     let nonzero = hist.iter().filter(|&&h| h > 0).count();
     let top = hist.iter().rposition(|&h| h > 0)?;
-    let step = (plane.len() as u32 - hist[top]) / 255;
+    let step = (levels.len() as u32 - hist[top]) / 255;
     if nonzero <= 1 || step == 0 {
         return None;
     }
+    // PIL's `lut[l] = min(255, n_l / step)` with `n_l = step / 2 + sum of hist below l`: the
+    // prefix sums first, then the integer quotients as f64 divisions (exact: the quotient of two
+    // integers below 2^32 is never within f64 rounding of an integer it is not), which vectorize
+    let mut n = [0f64; 256];
+    let mut acc = step / 2;
+    for (nl, h) in n.iter_mut().zip(hist) {
+        *nl = acc as f64;
+        acc += h;
+    }
+    let inv = step as f64;
     let mut lut = [0f32; 256];
-    let mut n = step / 2;
-    for (l, h) in lut.iter_mut().zip(hist) {
-        *l = (n / step).min(255) as f32 / 255.0;
-        n += h;
+    for (l, nl) in lut.iter_mut().zip(n) {
+        *l = (nl / inv).floor().min(255.0) as f32 / 255.0;
     }
     Some(lut)
 }
@@ -401,14 +410,19 @@ fn equalize_lut(plane: &[f32]) -> Option<[f32; 256]> {
 /// with `r` in [-ln 2 / 2, ln 2 / 2] and a degree-6 Taylor polynomial, relative error below 1e-6.
 #[inline(always)]
 pub(crate) fn exp_approx(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 87.0);
+    // (max / min, not clamp: NaN becomes -87, so `n` is always finite)
+    let x = x.max(-87.0).min(87.0);
     let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = x - n * std::f32::consts::LN_2;
+    // SAFETY: |n| <= 126 after the clamp. (Rust's saturating `as i32` kept callers' loops
+    // scalar.)
+    let ni = unsafe { n.to_int_unchecked::<i32>() };
+    // Cody-Waite: ln 2 in two parts, so r keeps its precision for large |n|
+    let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    p * f32::from_bits(((ni + 127) as u32) << 23)
 }
 
 /// Per channel `(min, max)` and whether autocontrast stretches it.
@@ -474,15 +488,19 @@ impl ImageKernel for PointKernel {
                 }
             }
             PointOp::Equalize => {
-                for (d, s) in dst
+                // the u8 levels once (vectorized), then histogram and LUT lookups by u8 index
+                // (no bounds checks)
+                let levels: Vec<u8> = src.iter().map(|&x| level(x) as u8).collect();
+                for ((d, s), lv) in dst
                     .chunks_exact_mut(dims.plane())
                     .zip(src.chunks_exact(dims.plane()))
+                    .zip(levels.chunks_exact(dims.plane()))
                 {
-                    match equalize_lut(s) {
+                    match equalize_lut(lv) {
                         Some(lut) => d
                             .iter_mut()
-                            .zip(s)
-                            .for_each(|(d, &x)| *d = lut[level(x) as usize]),
+                            .zip(lv)
+                            .for_each(|(d, &l)| *d = lut[l as usize]),
                         None => d.copy_from_slice(s),
                     }
                 }
@@ -592,5 +610,23 @@ impl ImageKernel for PointKernel {
                 0.0
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_approx_is_accurate_and_total() {
+        for i in -8700..=8700 {
+            let x = i as f32 / 100.0;
+            let (a, e) = (exp_approx(x) as f64, (x as f64).exp());
+            assert!((a - e).abs() <= 1e-6 * e, "exp({x}) = {a}, expected {e}");
+        }
+        // outside the range it saturates at the ends (NaN at the low end), never UB or inf
+        assert_eq!(exp_approx(1e9), exp_approx(87.0));
+        assert_eq!(exp_approx(-1e9), exp_approx(-87.0));
+        assert_eq!(exp_approx(f32::NAN), exp_approx(-87.0));
     }
 }

@@ -622,6 +622,127 @@ fn channel_dp(pad: &[f32], pw: usize, idx: &[u32], e: &[Vec<f32>; 4], g: &[f32])
     })
 }
 
+/// `sum_o g[o] d out[o] / d p` of the bilinear derivative, summed over channels, for the warps
+/// that move pixels along one axis: shear_x and translate_x (`u = x + t(y)`, `v = y`) and
+/// translate_y (`u = x`, `v = y + t`). Their taps in a row are consecutive and their fractions
+/// constant, so each row is a difference of two contiguous slices instead of four gathers per
+/// pixel. The same values as [`TapField`] + [`magnitude_weights`] + [`channel_dp`] (the same
+/// coordinate arithmetic); `None` for the other kinds.
+fn axis_dp(
+    kind: AffineKind,
+    a: &[f64; 6],
+    da: [f32; 6],
+    pads: &[f32],
+    dims: ImageDims,
+    grad_out: &[f32],
+) -> Option<f64> {
+    let (h, w, pw) = (dims.h, dims.w, dims.w + 2);
+    let (plane, pl) = (dims.plane(), padded_len(dims));
+    let mut acc = [0f32; 8];
+    // every channel's row y, pixels x0..x1: k * sum_x g[x] (pad[q1 + x] - pad[q0 + x])
+    let add_row =
+        |acc: &mut [f32; 8], k: f32, y: usize, x0: usize, x1: usize, q0: usize, q1: usize| {
+            for c in 0..dims.c {
+                let g = &grad_out[c * plane + y * w + x0..c * plane + y * w + x1];
+                let pad = &pads[c * pl..(c + 1) * pl];
+                acc_diff(acc, k, g, &pad[q0..q0 + g.len()], &pad[q1..q1 + g.len()]);
+            }
+        };
+    match kind {
+        AffineKind::ShearX | AffineKind::TranslateX => {
+            // v = y exactly, fy = 0: d out / d p = du (v01 - v00), du constant over a row
+            let (wi, wf) = (w as i32, w as f32);
+            for y in 0..h {
+                let yy = y as f64 + 0.5;
+                let bu = a[1] * yy;
+                // TapField's coordinate: u(x) = f32(a0 X + bu + a2) - 0.5, X = x + 0.5
+                let u = |x: usize| (a[0] * (x as f64 + 0.5) + bu + a[2]) as f32 - 0.5;
+                let du = da[1] * (y as f32 + 0.5) + da[2];
+                let row_base = (y + 1) * pw + 1;
+                match uniform_offset(a[0], bu + a[2], w, &u) {
+                    Some(k) => {
+                        // inside where xi = x + k lies in [-1, w - 1]
+                        let x0 = (-1 - k).clamp(0, w as i64) as usize;
+                        let x1 = (w as i64 - k).clamp(x0 as i64, w as i64) as usize;
+                        if x0 < x1 {
+                            let q = (row_base as i64 + x0 as i64 + k) as usize;
+                            add_row(&mut acc, du, y, x0, x1, q, q + 1);
+                        }
+                    }
+                    None => {
+                        for x in 0..w {
+                            let fu = u(x).floor();
+                            // SAFETY: finite and within i32 after the clamp
+                            // (`fits_kernel_indices`)
+                            let xi = unsafe { fu.max(-2.0).min(wf).to_int_unchecked::<i32>() };
+                            if xi >= -1 && xi < wi {
+                                let i = (row_base as i64 + xi as i64) as usize;
+                                add_row(&mut acc, du, y, x, x + 1, i, i + 1);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        AffineKind::TranslateY => {
+            // u = x exactly, fx = 0: d out / d p = dv (v10 - v00), dv constant
+            let (hi, hf) = (h as i32, h as f32);
+            let dv = da[5];
+            for y in 0..h {
+                let bv = a[4] * (y as f64 + 0.5);
+                // TapField's `a3 X + bv + a5` with a3 = 0
+                let v = (bv + a[5]) as f32 - 0.5;
+                // SAFETY: finite and within i32 after the clamp (`fits_kernel_indices`)
+                let yi = unsafe { v.floor().max(-2.0).min(hf).to_int_unchecked::<i32>() };
+                if yi >= -1 && yi < hi {
+                    let q = (yi + 1) as usize * pw + 1;
+                    add_row(&mut acc, dv, y, 0, w, q, q + pw);
+                }
+            }
+        }
+        AffineKind::ShearY | AffineKind::Rotate => return None,
+    }
+    Some(acc.iter().map(|&v| v as f64).sum())
+}
+
+/// `acc[i mod 8] += k g[i] (p1[i] - p0[i])` (vectorizes; equal lengths).
+#[inline(always)]
+fn acc_diff(acc: &mut [f32; 8], k: f32, g: &[f32], p0: &[f32], p1: &[f32]) {
+    let n = g.len();
+    let (p0, p1) = (&p0[..n], &p1[..n]);
+    let (cg, c0, c1) = (g.chunks_exact(8), p0.chunks_exact(8), p1.chunks_exact(8));
+    let (rg, r0, r1) = (cg.remainder(), c0.remainder(), c1.remainder());
+    for ((g, p0), p1) in cg.zip(c0).zip(c1) {
+        for l in 0..8 {
+            acc[l] += k * g[l] * (p1[l] - p0[l]);
+        }
+    }
+    for (l, ((g, p0), p1)) in rg.iter().zip(r0).zip(r1).enumerate() {
+        acc[l] += k * g * (p1 - p0);
+    }
+}
+
+/// The row's constant `floor(u(x)) - x` when TapField's f32 coordinates `u(x)` (`a0 = 1`,
+/// `u(x) = f32(x + 0.5 + c) - 0.5`) floor to consecutive pixels across the whole row, else
+/// `None`. Without rounding the offset is `floor(c)`; f32 rounding can move a coordinate by at
+/// most half an ulp, so when `c` lies farther than that from an integer the offset is certain,
+/// and otherwise every pixel is checked.
+fn uniform_offset(a0: f64, c: f64, w: usize, u: &impl Fn(usize) -> f32) -> Option<i64> {
+    if a0 != 1.0 || !c.is_finite() || c.abs() > 1e6 {
+        return None;
+    }
+    let frac = c - c.floor();
+    // generous: a few f32 ulps at the row's largest coordinate, plus the f64 sum's error
+    let margin = 4.0 * f32::EPSILON as f64 * (c.abs() + w as f64 + 1.0);
+    if frac > margin && frac < 1.0 - margin {
+        return Some(c.floor() as i64);
+    }
+    let k0 = (u(0).floor() - 0.0) as i64;
+    (0..w)
+        .all(|x| u(x).floor() as i64 - x as i64 == k0)
+        .then_some(k0)
+}
+
 /// The four taps of a [`TapField`] pixel in one padded plane: `(v00, v01, v10, v11)` (`v_yx`).
 ///
 /// # Safety
@@ -789,8 +910,16 @@ impl AffineKernel {
                 // the weight gradient of a mixture: sum(grad_out * out), out gathered by table
                 *d = table.image_dot(&scratch.pads, dims, grad_out);
             }
+            let axis = if bilinear || straight_through {
+                None
+            } else {
+                let da = da.map(|v| v as f32);
+                axis_dp(self.kind, &a, da, &scratch.pads, dims, grad_out)
+            };
             let dp = if straight_through {
                 sum8(grad_out.len(), |j| grad_out[j]) as f64
+            } else if let Some(dp) = axis {
+                dp
             } else {
                 // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear
                 // derivative; the surrogate under nearest sampling)
@@ -1193,4 +1322,93 @@ fn bilinear_sample(images: &Tensor, u: &Tensor, v: &Tensor) -> Result<Tensor> {
         });
     }
     acc.expect("four taps").reshape((b, c, h, w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Uniform values in [-1, 1) from a fixed LCG.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The general path: TapField, magnitude_weights and channel_dp.
+    fn tap_field_dp(a: &[f64; 6], da: [f32; 6], pads: &[f32], dims: ImageDims, g: &[f32]) -> f64 {
+        let mut taps = TapField::default();
+        taps.fill(a, dims);
+        let mut e: [Vec<f32>; 4] = Default::default();
+        for e in &mut e {
+            e.resize(dims.plane(), 0.0);
+        }
+        magnitude_weights(&taps, da, dims, &mut e);
+        let (plane, pl) = (dims.plane(), padded_len(dims));
+        (0..dims.c)
+            .map(|c| {
+                let (pad, g) = (&pads[c * pl..(c + 1) * pl], &g[c * plane..(c + 1) * plane]);
+                channel_dp(pad, taps.pw, &taps.idx, &e, g) as f64
+            })
+            .sum()
+    }
+
+    #[test]
+    fn axis_dp_matches_the_tap_field_path() {
+        for (c, h, w) in [(3, 9, 11), (3, 32, 32), (1, 5, 40), (2, 1, 1)] {
+            let dims = ImageDims { c, h, w };
+            let image: Vec<f32> = values(dims.len(), (h * w) as u64)
+                .iter()
+                .map(|v| 0.5 + 0.5 * v)
+                .collect();
+            let g = values(dims.len(), 7 + w as u64);
+            let mut scratch = Scratch::default();
+            scratch.pad(&image, dims);
+            for kind in [
+                AffineKind::ShearX,
+                AffineKind::TranslateX,
+                AffineKind::TranslateY,
+            ] {
+                let r = kind.range();
+                // a sweep of the range, exact whole-pixel shifts and shifts of the whole image
+                let mut ps: Vec<f64> = (0..=40)
+                    .map(|i| r.low as f64 + (r.high - r.low) as f64 * i as f64 / 40.0)
+                    .collect();
+                ps.extend((-3..=3).map(|k| k as f64 / w.max(h) as f64));
+                ps.extend([-2.0, 1.5, 7.0, -0.0]);
+                for p in ps {
+                    let (a, da) = kind.coeffs(p, h, w);
+                    let da = da.map(|v| v as f32);
+                    let fast = axis_dp(kind, &a, da, &scratch.pads, dims, &g).unwrap();
+                    let slow = tap_field_dp(&a, da, &scratch.pads, dims, &g);
+                    assert!(
+                        (fast - slow).abs() <= 1e-4 * (1.0 + slow.abs()),
+                        "{kind:?} {dims:?} p {p}: {fast} vs {slow}"
+                    );
+                }
+            }
+            // a slight x scale breaks the rows' constant offset: the per-pixel fallback
+            for (scale, p) in [(1.01, 0.2), (0.97, -0.25), (1.3, 0.05)] {
+                let (mut a, da) = AffineKind::ShearX.coeffs(p, h, w);
+                a[0] = scale;
+                a[2] = 0.3;
+                let da = da.map(|v| v as f32);
+                let fast = axis_dp(AffineKind::ShearX, &a, da, &scratch.pads, dims, &g).unwrap();
+                let slow = tap_field_dp(&a, da, &scratch.pads, dims, &g);
+                assert!(
+                    (fast - slow).abs() <= 1e-4 * (1.0 + slow.abs()),
+                    "scaled shear {dims:?} {scale} {p}: {fast} vs {slow}"
+                );
+            }
+            let (a, da) = AffineKind::Rotate.coeffs(10.0, h, w);
+            let da = da.map(|v| v as f32);
+            assert!(axis_dp(AffineKind::Rotate, &a, da, &scratch.pads, dims, &g).is_none());
+        }
+    }
 }

@@ -139,10 +139,11 @@ fn sincos_turns(t: f32) -> (f32, f32) {
                 + p2 * (-1.0 / 720.0
                     + p2 * (1.0 / 40_320.0
                         + p2 * (-1.0 / 3_628_800.0 + p2 * (1.0 / 479_001_600.0))))));
-    // rotate by k quarter turns: (sin, cos) of phi + k pi/2
-    let k = k as i32 & 3;
-    let (s1, c1) = if k & 1 == 1 { (c, -s) } else { (s, c) };
-    if k & 2 == 2 {
+    // rotate by k quarter turns: (sin, cos) of phi + k pi/2, k in {0, 1, 2, 3} (float
+    // compares, not an int cast: Rust's saturating `as i32` kept this loop scalar)
+    let odd = (k == 1.0) | (k == 3.0);
+    let (s1, c1) = if odd { (c, -s) } else { (s, c) };
+    if k >= 2.0 {
         (-s1, -c1)
     } else {
         (s1, c1)
