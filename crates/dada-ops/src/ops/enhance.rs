@@ -161,83 +161,120 @@ struct EnhanceKernel {
     kind: EnhanceKind,
 }
 
-/// PIL's `SMOOTH` filter of one plane (`[1 1 1; 1 5 1; 1 1 1] / 13`), borders copied.
-fn smooth_plane(s: &[f32], h: usize, w: usize, d: &mut [f32]) {
-    d.copy_from_slice(s);
+/// PIL's `SMOOTH` filter of one plane (`[1 1 1; 1 5 1; 1 1 1] / 13`), borders copied: the
+/// 3x3 box sum as horizontal 3-sums (`hs`, scratch) summed over three rows, plus 4 x the centre.
+/// Both passes run over the flattened plane in single long loops (rows of 32 would leave most
+/// of each vector loop to its scalar tail); the values they produce across row ends land only in
+/// border pixels, which are copied from the input afterwards.
+fn smooth_plane(s: &[f32], h: usize, w: usize, d: &mut [f32], hs: &mut Vec<f32>) {
     if h < 3 || w < 3 {
+        d.copy_from_slice(s);
         return;
     }
-    for y in 1..h - 1 {
-        let (r0, r1, r2) = (
-            &s[(y - 1) * w..y * w],
-            &s[y * w..(y + 1) * w],
-            &s[(y + 1) * w..(y + 2) * w],
-        );
-        let out = &mut d[y * w + 1..y * w + w - 1];
-        for (x, o) in out.iter_mut().enumerate() {
-            let sum = (r0[x] + r0[x + 1] + r0[x + 2])
-                + (r1[x] + 5.0 * r1[x + 1] + r1[x + 2])
-                + (r2[x] + r2[x + 1] + r2[x + 2]);
-            *o = sum * (1.0 / 13.0);
+    let n = h * w;
+    let (s, d) = (&s[..n], &mut d[..n]);
+    hs.resize(n, 0.0);
+    {
+        let (l, c, r) = (&s[..n - 2], &s[1..n - 1], &s[2..]);
+        for (i, o) in hs[1..n - 1].iter_mut().enumerate() {
+            *o = l[i] + c[i] + r[i];
         }
+    }
+    {
+        let m = (h - 2) * w;
+        let (up, mid, down, c) = (&hs[..m], &hs[w..w + m], &hs[2 * w..2 * w + m], &s[w..w + m]);
+        for (i, o) in d[w..w + m].iter_mut().enumerate() {
+            *o = (up[i] + mid[i] + down[i] + 4.0 * c[i]) * (1.0 / 13.0);
+        }
+    }
+    d[..w].copy_from_slice(&s[..w]);
+    d[(h - 1) * w..].copy_from_slice(&s[(h - 1) * w..]);
+    for y in 1..h - 1 {
+        d[y * w] = s[y * w];
+        d[y * w + w - 1] = s[y * w + w - 1];
     }
 }
 
-/// The transpose of [`smooth_plane`] applied to `g`, scaled by `k` and added to `out`.
-fn smooth_plane_transpose_add(g: &[f32], h: usize, w: usize, k: f32, out: &mut [f32]) {
+/// The transpose of [`smooth_plane`] applied to `g`, scaled by `k` and added to `out` (`t` and
+/// `hs` are scratch). Border outputs copy their input; interior outputs spread `g / 13` over
+/// their 3x3 neighbourhood (5 / 13 on the centre). The kernel is symmetric, so this gathers
+/// `t = interior(k g) / 13` the same way, over the flattened plane: `t` is zero on the border,
+/// so sums across row ends add only zeros.
+fn smooth_plane_transpose_add(
+    g: &[f32],
+    h: usize,
+    w: usize,
+    k: f32,
+    out: &mut [f32],
+    t: &mut Vec<f32>,
+    hs: &mut Vec<f32>,
+) {
     if h < 3 || w < 3 {
         out.iter_mut().zip(g).for_each(|(o, g)| *o += k * g);
         return;
     }
-    // Border outputs copy their input; interior outputs spread g / 13 over their 3x3
-    // neighbourhood (5 / 13 on the centre). Kernel symmetric: gather t = interior(g) / 13.
-    let mut t = vec![0f32; h * w];
+    let n = h * w;
+    let (g, out) = (&g[..n], &mut out[..n]);
+    t.resize(n, 0.0);
+    let k13 = k / 13.0;
+    t.iter_mut().zip(g).for_each(|(t, g)| *t = g * k13);
+    t[..w].fill(0.0);
+    t[(h - 1) * w..].fill(0.0);
     for y in 1..h - 1 {
-        let (tr, gr) = (
-            &mut t[y * w + 1..y * w + w - 1],
-            &g[y * w + 1..y * w + w - 1],
-        );
-        for (t, g) in tr.iter_mut().zip(gr) {
-            *t = g * (k / 13.0);
+        t[y * w] = 0.0;
+        t[y * w + w - 1] = 0.0;
+    }
+    // horizontal 3-sums; zero on the border rows because t is
+    hs.resize(n, 0.0);
+    hs[0] = t[0] + t[1];
+    hs[n - 1] = t[n - 2] + t[n - 1];
+    {
+        let (l, c, r) = (&t[..n - 2], &t[1..n - 1], &t[2..]);
+        for (i, o) in hs[1..n - 1].iter_mut().enumerate() {
+            *o = l[i] + c[i] + r[i];
         }
     }
-    // Horizontal 3-sums of t (t is 0 on the border, so edges only lose zero terms; the border
-    // rows of t, and so of hs, are zero).
-    let mut hs = vec![0f32; h * w];
+    {
+        let m = (h - 2) * w;
+        let (up, mid, down, c) = (&hs[..m], &hs[w..w + m], &hs[2 * w..2 * w + m], &t[w..w + m]);
+        for (i, o) in out[w..w + m].iter_mut().enumerate() {
+            *o += up[i] + mid[i] + down[i] + 4.0 * c[i];
+        }
+    }
+    // border pixels pass their own gradient through, and take the interior's spread
+    for x in 0..w {
+        out[x] += hs[w + x] + k * g[x];
+        let i = (h - 1) * w + x;
+        out[i] += hs[i - w] + k * g[i];
+    }
     for y in 1..h - 1 {
-        let (tr, hr) = (&t[y * w..(y + 1) * w], &mut hs[y * w..(y + 1) * w]);
-        hr[0] = tr[0] + tr[1];
-        for x in 1..w - 1 {
-            hr[x] = tr[x - 1] + tr[x] + tr[x + 1];
-        }
-        hr[w - 1] = tr[w - 2] + tr[w - 1];
+        out[y * w] += k * g[y * w];
+        out[y * w + w - 1] += k * g[y * w + w - 1];
     }
-    for y in 0..h {
-        let (orow, grow) = (&mut out[y * w..(y + 1) * w], &g[y * w..(y + 1) * w]);
-        if y == 0 || y == h - 1 {
-            // a border row: its own t and hs rows are zero; the neighbouring row spreads in
-            let hn = if y == 0 {
-                &hs[w..2 * w]
-            } else {
-                &hs[(h - 2) * w..(h - 1) * w]
-            };
-            for x in 0..w {
-                orow[x] += hn[x] + k * grow[x];
-            }
-            continue;
-        }
-        let (hu, hc, hd) = (
-            &hs[(y - 1) * w..y * w],
-            &hs[y * w..(y + 1) * w],
-            &hs[(y + 1) * w..(y + 2) * w],
-        );
-        let tr = &t[y * w..(y + 1) * w];
-        for x in 0..w {
-            orow[x] += hu[x] + hc[x] + hd[x] + 4.0 * tr[x];
-        }
-        orow[0] += k * grow[0];
-        orow[w - 1] += k * grow[w - 1];
-    }
+}
+
+/// Per-thread buffers of the enhance kernels, reused from image to image: the degenerate
+/// image, the gradient through the clip, and the smoothing's planes.
+#[derive(Default)]
+struct EnhanceScratch {
+    deg: Vec<f32>,
+    gm: Vec<f32>,
+    t: Vec<f32>,
+    hs: Vec<f32>,
+}
+
+thread_local! {
+    static ENHANCE_SCRATCH: std::cell::RefCell<EnhanceScratch> =
+        std::cell::RefCell::new(EnhanceScratch::default());
+}
+
+/// Runs `f` on this thread's [`EnhanceScratch`] (a fresh one if it is in use further up the
+/// stack).
+fn with_enhance_scratch<R>(f: impl FnOnce(&mut EnhanceScratch) -> R) -> R {
+    ENHANCE_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut EnhanceScratch::default()),
+    })
 }
 
 impl EnhanceKernel {
@@ -255,94 +292,98 @@ impl EnhanceKernel {
     ) -> f32 {
         let f = ENHANCE_RANGE.param(magnitude, 1.0);
         let plane = dims.plane();
-        let mut deg = Vec::new();
-        self.degenerate(src, dims, &mut deg);
-        // gm = grad through the clip; d out / d f = x - deg; d out / d x = f I + (1 - f) D.
-        let mut gm = vec![0f32; src.len()];
-        let mut df = 0f32;
-        let mut total_dot = 0f32;
-        let want_dot = out_dot.is_some();
-        for c in 0..dims.c {
-            let r = c * plane..(c + 1) * plane;
-            let (s, g, m, gs) = (
-                &src[r.clone()],
-                &grad_out[r.clone()],
-                &mut gm[r.clone()],
-                &mut grad_src[r],
-            );
-            let gp: &[f32] = match self.deg_plane(&deg, c, plane) {
-                DegPlane::Scalar(v) => {
-                    for i in 0..plane {
-                        m[i] = g[i] * clamp_grad(v + f * (s[i] - v));
+        with_enhance_scratch(|sc| {
+            let EnhanceScratch { deg, gm, t, hs } = sc;
+            self.degenerate(src, dims, deg, hs);
+            // gm = grad through the clip; d out / d f = x - deg; d out / d x = f I + (1 - f) D.
+            // (every element is written below)
+            gm.resize(src.len(), 0.0);
+            let mut df = 0f32;
+            let mut total_dot = 0f32;
+            let want_dot = out_dot.is_some();
+            for c in 0..dims.c {
+                let r = c * plane..(c + 1) * plane;
+                let (s, g, m, gs) = (
+                    &src[r.clone()],
+                    &grad_out[r.clone()],
+                    &mut gm[r.clone()],
+                    &mut grad_src[r],
+                );
+                let gp: &[f32] = match self.deg_plane(&deg, c, plane) {
+                    DegPlane::Scalar(v) => {
+                        for i in 0..plane {
+                            m[i] = g[i] * clamp_grad(v + f * (s[i] - v));
+                        }
+                        if want_dot {
+                            total_dot +=
+                                sum8(plane, |i| g[i] * (v + f * (s[i] - v)).clamp(0.0, 1.0));
+                        }
+                        df += sum8(plane, |i| m[i] * (s[i] - v));
+                        &[]
                     }
-                    if want_dot {
-                        total_dot += sum8(plane, |i| g[i] * (v + f * (s[i] - v)).clamp(0.0, 1.0));
+                    DegPlane::Plane(gp) => {
+                        let gp = &gp[..plane];
+                        for i in 0..plane {
+                            m[i] = g[i] * clamp_grad(gp[i] + f * (s[i] - gp[i]));
+                        }
+                        if want_dot {
+                            total_dot += sum8(plane, |i| {
+                                g[i] * (gp[i] + f * (s[i] - gp[i])).clamp(0.0, 1.0)
+                            });
+                        }
+                        df += sum8(plane, |i| m[i] * (s[i] - gp[i]));
+                        gp
                     }
-                    df += sum8(plane, |i| m[i] * (s[i] - v));
-                    &[]
+                };
+                let _ = gp;
+                let sf = scale * f;
+                gs.iter_mut().zip(m.iter()).for_each(|(v, m)| *v += sf * m);
+            }
+            let k = scale * (1.0 - f);
+            match self.kind {
+                EnhanceKind::Brightness => {}
+                EnhanceKind::Contrast => {
+                    let weights = luma_weights("contrast", dims.c).unwrap_or(&[1.0]);
+                    let total = sum8(gm.len(), |i| gm[i]);
+                    for (c, wc) in weights.iter().enumerate() {
+                        let add = k * wc * total / plane as f32;
+                        grad_src[c * plane..(c + 1) * plane]
+                            .iter_mut()
+                            .for_each(|v| *v += add);
+                    }
                 }
-                DegPlane::Plane(gp) => {
-                    let gp = &gp[..plane];
-                    for i in 0..plane {
-                        m[i] = g[i] * clamp_grad(gp[i] + f * (s[i] - gp[i]));
+                EnhanceKind::Color => {
+                    let weights = luma_weights("color", dims.c).unwrap_or(&[1.0]);
+                    let mut per_pixel = vec![0f32; plane];
+                    for m in gm.chunks_exact(plane) {
+                        per_pixel.iter_mut().zip(m).for_each(|(t, m)| *t += m);
                     }
-                    if want_dot {
-                        total_dot += sum8(plane, |i| {
-                            g[i] * (gp[i] + f * (s[i] - gp[i])).clamp(0.0, 1.0)
-                        });
+                    for (c, wc) in weights.iter().enumerate() {
+                        let kw = k * wc;
+                        for (v, t) in grad_src[c * plane..(c + 1) * plane]
+                            .iter_mut()
+                            .zip(&per_pixel)
+                        {
+                            *v += kw * t;
+                        }
                     }
-                    df += sum8(plane, |i| m[i] * (s[i] - gp[i]));
-                    gp
                 }
-            };
-            let _ = gp;
-            let sf = scale * f;
-            gs.iter_mut().zip(m.iter()).for_each(|(v, m)| *v += sf * m);
-        }
-        let k = scale * (1.0 - f);
-        match self.kind {
-            EnhanceKind::Brightness => {}
-            EnhanceKind::Contrast => {
-                let weights = luma_weights("contrast", dims.c).unwrap_or(&[1.0]);
-                let total = sum8(gm.len(), |i| gm[i]);
-                for (c, wc) in weights.iter().enumerate() {
-                    let add = k * wc * total / plane as f32;
-                    grad_src[c * plane..(c + 1) * plane]
-                        .iter_mut()
-                        .for_each(|v| *v += add);
+                EnhanceKind::Sharpness => {
+                    for (g, gs) in gm.chunks_exact(plane).zip(grad_src.chunks_exact_mut(plane)) {
+                        smooth_plane_transpose_add(g, dims.h, dims.w, k, gs, t, hs);
+                    }
                 }
             }
-            EnhanceKind::Color => {
-                let weights = luma_weights("color", dims.c).unwrap_or(&[1.0]);
-                let mut per_pixel = vec![0f32; plane];
-                for m in gm.chunks_exact(plane) {
-                    per_pixel.iter_mut().zip(m).for_each(|(t, m)| *t += m);
-                }
-                for (c, wc) in weights.iter().enumerate() {
-                    let kw = k * wc;
-                    for (v, t) in grad_src[c * plane..(c + 1) * plane]
-                        .iter_mut()
-                        .zip(&per_pixel)
-                    {
-                        *v += kw * t;
-                    }
-                }
+            if let Some(d) = out_dot {
+                *d = total_dot;
             }
-            EnhanceKind::Sharpness => {
-                for (g, gs) in gm.chunks_exact(plane).zip(grad_src.chunks_exact_mut(plane)) {
-                    smooth_plane_transpose_add(g, dims.h, dims.w, k, gs);
-                }
-            }
-        }
-        if let Some(d) = out_dot {
-            *d = total_dot;
-        }
-        df * (ENHANCE_RANGE.high - ENHANCE_RANGE.low)
+            df * (ENHANCE_RANGE.high - ENHANCE_RANGE.low)
+        })
     }
 
     /// The degenerate image (all channels) into `deg`: unused for brightness, one value for
     /// contrast, a plane for color, the smoothed image for sharpness.
-    fn degenerate(&self, src: &[f32], dims: ImageDims, deg: &mut Vec<f32>) {
+    fn degenerate(&self, src: &[f32], dims: ImageDims, deg: &mut Vec<f32>, hs: &mut Vec<f32>) {
         let plane = dims.plane();
         match self.kind {
             EnhanceKind::Brightness => {}
@@ -367,10 +408,10 @@ impl EnhanceKernel {
                 }
             }
             EnhanceKind::Sharpness => {
-                deg.clear();
+                // (every element is written by smooth_plane)
                 deg.resize(src.len(), 0.0);
                 for (s, d) in src.chunks_exact(plane).zip(deg.chunks_exact_mut(plane)) {
-                    smooth_plane(s, dims.h, dims.w, d);
+                    smooth_plane(s, dims.h, dims.w, d, hs);
                 }
             }
         }
@@ -397,25 +438,27 @@ impl ImageKernel for EnhanceKernel {
     fn forward(&self, _: usize, magnitude: f32, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
         let f = ENHANCE_RANGE.param(magnitude, 1.0);
         let plane = dims.plane();
-        let mut deg = Vec::new();
-        self.degenerate(src, dims, &mut deg);
-        for (c, (s, d)) in src
-            .chunks_exact(plane)
-            .zip(dst.chunks_exact_mut(plane))
-            .enumerate()
-        {
-            match self.deg_plane(&deg, c, plane) {
-                DegPlane::Scalar(g) => d
-                    .iter_mut()
-                    .zip(s)
-                    .for_each(|(d, x)| *d = (g + f * (x - g)).clamp(0.0, 1.0)),
-                DegPlane::Plane(gp) => {
-                    for ((d, x), g) in d.iter_mut().zip(s).zip(gp) {
-                        *d = (g + f * (x - g)).clamp(0.0, 1.0);
+        with_enhance_scratch(|sc| {
+            let EnhanceScratch { deg, hs, .. } = sc;
+            self.degenerate(src, dims, deg, hs);
+            for (c, (s, d)) in src
+                .chunks_exact(plane)
+                .zip(dst.chunks_exact_mut(plane))
+                .enumerate()
+            {
+                match self.deg_plane(&deg, c, plane) {
+                    DegPlane::Scalar(g) => d
+                        .iter_mut()
+                        .zip(s)
+                        .for_each(|(d, x)| *d = (g + f * (x - g)).clamp(0.0, 1.0)),
+                    DegPlane::Plane(gp) => {
+                        for ((d, x), g) in d.iter_mut().zip(s).zip(gp) {
+                            *d = (g + f * (x - g)).clamp(0.0, 1.0);
+                        }
                     }
                 }
             }
-        }
+        })
     }
 
     fn recompute_output(&self) -> bool {
