@@ -529,6 +529,9 @@ struct Scratch {
     pads: Vec<f32>,
     /// The image gradient of the current image in zero-padded planes.
     grads: Vec<f32>,
+    /// Whether `grads` is all zero: the backward pass zeroes what it touched as it copies the
+    /// gradient out, instead of a memset of the whole buffer per image.
+    grads_zero: bool,
     pads_dims: Option<ImageDims>,
 }
 
@@ -891,8 +894,11 @@ impl AffineKernel {
         let pl = padded_len(dims);
         with_scratch(|scratch| {
             // the image gradient is scattered into zero-padded planes (the border is dropped)
-            scratch.grads.clear();
+            if !scratch.grads_zero {
+                scratch.grads.clear();
+            }
             scratch.grads.resize(dims.c * pl, 0.0);
+            scratch.grads_zero = false;
             if let Some(table) = &table {
                 for (g, gp) in grad_out
                     .chunks_exact(plane)
@@ -956,17 +962,27 @@ impl AffineKernel {
                 }
                 dp
             };
+            // the interior goes to grad_src and is zeroed in the same pass, then the border
+            // (where fill pixels and edge taps scattered) is zeroed: grads is all zero again
             let pw = dims.w + 2;
             for (gp, gs) in scratch
                 .grads
-                .chunks_exact(pl)
+                .chunks_exact_mut(pl)
                 .zip(grad_src.chunks_exact_mut(plane))
             {
                 for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
-                    let from = &gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
-                    row.iter_mut().zip(from).for_each(|(d, s)| *d += s);
+                    let from = &mut gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
+                    row.iter_mut().zip(from.iter_mut()).for_each(|(d, s)| {
+                        *d += *s;
+                        *s = 0.0;
+                    });
+                    gp[(y + 1) * pw] = 0.0;
+                    gp[(y + 1) * pw + pw - 1] = 0.0;
                 }
+                gp[..pw].fill(0.0);
+                gp[pl - pw..].fill(0.0);
             }
+            scratch.grads_zero = true;
             if straight_through {
                 dp as f32
             } else {
@@ -1357,6 +1373,53 @@ mod tests {
                 channel_dp(pad, taps.pw, &taps.idx, &e, g) as f64
             })
             .sum()
+    }
+
+    /// Image and magnitude gradients of `kernel` on one image of `dims`.
+    fn grads(kernel: &AffineKernel, dims: ImageDims, m: f32, seed: u64) -> (Vec<f32>, f32) {
+        let x: Vec<f32> = values(dims.len(), seed)
+            .iter()
+            .map(|v| 0.5 + 0.5 * v)
+            .collect();
+        let g = values(dims.len(), seed + 1);
+        let mut gx = vec![0f32; dims.len()];
+        let mut out = vec![0f32; dims.len()];
+        kernel.forward(0, m, &x, dims, &mut out);
+        let gm = kernel.backward(0, m, &x, dims, &g, 1.0, &mut gx);
+        (gx, gm)
+    }
+
+    #[test]
+    fn reused_scratch_gives_the_gradients_of_a_fresh_one() {
+        // bilinear taps and nearest fill scatter into the padded border; a later image of
+        // another shape must not see any of it (its interior overlaps the old border)
+        for interpolation in [Interpolation::Bilinear, Interpolation::Nearest] {
+            for kind in [
+                AffineKind::Rotate,
+                AffineKind::ShearY,
+                AffineKind::TranslateX,
+            ] {
+                let kernel =
+                    AffineKernel::new(kind, interpolation, Estimator::Surrogate, vec![1.0]);
+                let a = ImageDims { c: 3, h: 9, w: 11 };
+                for b in [
+                    ImageDims { c: 2, h: 12, w: 8 },
+                    ImageDims { c: 3, h: 5, w: 4 },
+                    ImageDims { c: 1, h: 20, w: 2 },
+                    ImageDims { c: 1, h: 30, w: 3 },
+                    a,
+                ] {
+                    let fresh =
+                        std::thread::scope(|s| s.spawn(|| grads(&kernel, b, 0.9, 5)).join());
+                    let fresh = fresh.expect("fresh thread");
+                    for m in [0.95, 0.05] {
+                        grads(&kernel, a, m, 3);
+                        let again = grads(&kernel, b, 0.9, 5);
+                        assert_eq!(again, fresh, "{kind:?} {interpolation:?} {b:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
