@@ -253,6 +253,58 @@ fn smooth_plane_transpose_add(
     }
 }
 
+/// One channel of the backward pass of a blend `out = clip(d + f (x - d))` with degenerate
+/// values `deg(i)`, in one pass per block of 256: writes `m = g clip'(pre)` (the gradient through
+/// the clip), adds `sf m` to `gs`, and returns `(sum m (x - d), sum g out)`, the factor's
+/// gradient and the output's dot with `g`. The per-pixel terms of the two sums go to stack
+/// buffers in the same vectorized loop and are summed with eight accumulators after it (f32
+/// sums in the loop itself would be a serial chain).
+#[inline(always)]
+fn blend_backward(
+    f: f32,
+    sf: f32,
+    s: &[f32],
+    g: &[f32],
+    deg: impl Fn(usize) -> f32,
+    m: &mut [f32],
+    gs: &mut [f32],
+) -> (f32, f32) {
+    const BLOCK: usize = 256;
+    let n = s.len();
+    let (g, m, gs) = (&g[..n], &mut m[..n], &mut gs[..n]);
+    let (mut tdf, mut tdot) = ([0f32; BLOCK], [0f32; BLOCK]);
+    let (mut acc_df, mut acc_dot) = ([0f32; 8], [0f32; 8]);
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(BLOCK);
+        let (sb, gb) = (&s[start..start + len], &g[start..start + len]);
+        let (mb, gsb) = (&mut m[start..start + len], &mut gs[start..start + len]);
+        let (tdf, tdot) = (&mut tdf[..len], &mut tdot[..len]);
+        for j in 0..len {
+            let dv = deg(start + j);
+            let pre = dv + f * (sb[j] - dv);
+            let mi = gb[j] * clamp_grad(pre);
+            mb[j] = mi;
+            gsb[j] += sf * mi;
+            tdf[j] = mi * (sb[j] - dv);
+            tdot[j] = gb[j] * pre.clamp(0.0, 1.0);
+        }
+        for (acc, t) in [(&mut acc_df, &*tdf), (&mut acc_dot, &*tdot)] {
+            let mut chunks = t.chunks_exact(8);
+            for c in &mut chunks {
+                for l in 0..8 {
+                    acc[l] += c[l];
+                }
+            }
+            for (l, &v) in chunks.remainder().iter().enumerate() {
+                acc[l] += v;
+            }
+        }
+        start += len;
+    }
+    (acc_df.iter().sum(), acc_dot.iter().sum())
+}
+
 /// Per-thread buffers of the enhance kernels, reused from image to image: the degenerate
 /// image, the gradient through the clip, and the smoothing's planes.
 #[derive(Default)]
@@ -309,35 +361,18 @@ impl EnhanceKernel {
                     &mut gm[r.clone()],
                     &mut grad_src[r],
                 );
-                let gp: &[f32] = match self.deg_plane(&deg, c, plane) {
-                    DegPlane::Scalar(v) => {
-                        for i in 0..plane {
-                            m[i] = g[i] * clamp_grad(v + f * (s[i] - v));
-                        }
-                        if want_dot {
-                            total_dot +=
-                                sum8(plane, |i| g[i] * (v + f * (s[i] - v)).clamp(0.0, 1.0));
-                        }
-                        df += sum8(plane, |i| m[i] * (s[i] - v));
-                        &[]
-                    }
+                let sf = scale * f;
+                let (d, o) = match self.deg_plane(deg, c, plane) {
+                    DegPlane::Scalar(v) => blend_backward(f, sf, s, g, |_| v, m, gs),
                     DegPlane::Plane(gp) => {
                         let gp = &gp[..plane];
-                        for i in 0..plane {
-                            m[i] = g[i] * clamp_grad(gp[i] + f * (s[i] - gp[i]));
-                        }
-                        if want_dot {
-                            total_dot += sum8(plane, |i| {
-                                g[i] * (gp[i] + f * (s[i] - gp[i])).clamp(0.0, 1.0)
-                            });
-                        }
-                        df += sum8(plane, |i| m[i] * (s[i] - gp[i]));
-                        gp
+                        blend_backward(f, sf, s, g, |i| gp[i], m, gs)
                     }
                 };
-                let _ = gp;
-                let sf = scale * f;
-                gs.iter_mut().zip(m.iter()).for_each(|(v, m)| *v += sf * m);
+                df += d;
+                if want_dot {
+                    total_dot += o;
+                }
             }
             let k = scale * (1.0 - f);
             match self.kind {
