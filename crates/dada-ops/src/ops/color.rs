@@ -523,14 +523,70 @@ impl ImageKernel for PointKernel {
         scale: f32,
         grad_src: &mut [f32],
     ) -> f32 {
+        self.backward_impl(magnitude, src, dims, grad_out, scale, grad_src, None)
+    }
+
+    fn backward_with_dot(
+        &self,
+        index: usize,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+        tmp: &mut [f32],
+    ) -> (f32, f32) {
+        if matches!(self.op, PointOp::Posterize(_) | PointOp::Equalize) {
+            // their outputs need the levels: the forward into tmp
+            let out_dot = self.output_dot(index, magnitude, src, dims, grad_out, tmp);
+            let dm = self.backward_impl(magnitude, src, dims, grad_out, scale, grad_src, None);
+            return (dm, out_dot);
+        }
+        let mut out_dot = 0.0;
+        let dm = self.backward_impl(
+            magnitude,
+            src,
+            dims,
+            grad_out,
+            scale,
+            grad_src,
+            Some(&mut out_dot),
+        );
+        (dm, out_dot)
+    }
+}
+
+impl PointKernel {
+    /// [`ImageKernel::backward`], and `sum(grad_out * out)` into `out_dot` where given, for the
+    /// ops whose output is a cheap function of what the backward pass already computes
+    /// (identity, invert, solarize, autocontrast; not posterize or equalize).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_impl(
+        &self,
+        magnitude: f32,
+        src: &[f32],
+        dims: ImageDims,
+        grad_out: &[f32],
+        scale: f32,
+        grad_src: &mut [f32],
+        out_dot: Option<&mut f32>,
+    ) -> f32 {
+        let n = grad_out.len();
+        let (g, x) = (&grad_out[..n], &src[..n]);
+        let mut dot = 0f32;
+        let want_dot = out_dot.is_some();
         let straight_through = |gs: &mut [f32]| {
             gs.iter_mut()
                 .zip(grad_out)
                 .for_each(|(v, g)| *v += scale * g)
         };
-        match self.op {
+        let dm = match self.op {
             PointOp::Identity | PointOp::Equalize => {
                 straight_through(grad_src);
+                if want_dot {
+                    dot = sum8(n, |i| g[i] * x[i]);
+                }
                 0.0
             }
             PointOp::Invert => {
@@ -538,18 +594,29 @@ impl ImageKernel for PointKernel {
                     .iter_mut()
                     .zip(grad_out)
                     .for_each(|(v, g)| *v -= scale * g);
+                if want_dot {
+                    dot = sum8(n, |i| g[i] * (1.0 - x[i]));
+                }
                 0.0
             }
             PointOp::Solarize(estimator) => {
                 let thr = SOLARIZE_RANGE.param(magnitude, 1.0) + -THRESHOLD_TOLERANCE;
-                let n = grad_out.len();
-                let (g, x, gs) = (&grad_out[..n], &src[..n], &mut grad_src[..n]);
+                let gs = &mut grad_src[..n];
                 for i in 0..n {
                     gs[i] += if x[i] * 255.0 >= thr {
                         -scale * g[i]
                     } else {
                         scale * g[i]
                     };
+                }
+                if want_dot {
+                    dot = sum8(n, |i| {
+                        g[i] * if x[i] * 255.0 >= thr {
+                            1.0 - x[i]
+                        } else {
+                            x[i]
+                        }
+                    });
                 }
                 match estimator {
                     Estimator::StraightThrough => sum8(n, |i| g[i]),
@@ -592,16 +659,22 @@ impl ImageKernel for PointKernel {
                     let (lo, hi, stretch) = channel_range(s);
                     if !stretch {
                         gs.iter_mut().zip(g).for_each(|(v, g)| *v += scale * g);
+                        if want_dot {
+                            dot += sum8(plane, |i| g[i] * s[i]);
+                        }
                         continue;
                     }
-                    // out = (x - lo) / d, d = hi - lo: d/dx = 1/d, d/dlo = (out - 1)/d, d/dhi = -out/d.
+                    // out = (x - lo) / d, d = hi - lo: d/dx = 1/d, d/dlo = (out - 1)/d,
+                    // d/dhi = -out/d; sum(g out) = a / d with a = sum(g (x - lo)).
                     let d = hi - lo;
                     let inv = 1.0 / d;
-                    let n = s.len();
-                    let (s, g, gs) = (&s[..n], &g[..n], &mut gs[..n]);
-                    let glo = sum8(n, |i| g[i] * ((s[i] - lo) * inv - 1.0)) * inv;
-                    let ghi = -sum8(n, |i| g[i] * (s[i] - lo) * inv) * inv;
-                    for i in 0..n {
+                    let m = s.len();
+                    let (s, g, gs) = (&s[..m], &g[..m], &mut gs[..m]);
+                    let (a, total) = sum8_pair(m, |i| (g[i] * (s[i] - lo), g[i]));
+                    let glo = (a * inv - total) * inv;
+                    let ghi = -a * inv * inv;
+                    dot += a * inv;
+                    for i in 0..m {
                         let at_lo = if s[i] == lo { glo } else { 0.0 };
                         let at_hi = if s[i] == hi { ghi } else { 0.0 };
                         gs[i] += scale * (g[i] * inv + at_lo + at_hi);
@@ -609,8 +682,40 @@ impl ImageKernel for PointKernel {
                 }
                 0.0
             }
+        };
+        if let Some(d) = out_dot {
+            *d = dot;
         }
+        dm
     }
+}
+
+/// The two sums of `f(i) = (a_i, b_i)` over `0..n`, vectorized as in [`sum8`].
+fn sum8_pair(n: usize, mut f: impl FnMut(usize) -> (f32, f32)) -> (f32, f32) {
+    const BLOCK: usize = 256;
+    let (mut ta, mut tb) = ([0f32; BLOCK], [0f32; BLOCK]);
+    let (mut acc_a, mut acc_b) = ([0f32; 8], [0f32; 8]);
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(BLOCK);
+        let (ta, tb) = (&mut ta[..len], &mut tb[..len]);
+        for j in 0..len {
+            (ta[j], tb[j]) = f(start + j);
+        }
+        for (acc, t) in [(&mut acc_a, &*ta), (&mut acc_b, &*tb)] {
+            let mut chunks = t.chunks_exact(8);
+            for c in &mut chunks {
+                for l in 0..8 {
+                    acc[l] += c[l];
+                }
+            }
+            for (l, &v) in chunks.remainder().iter().enumerate() {
+                acc[l] += v;
+            }
+        }
+        start += len;
+    }
+    (acc_a.iter().sum(), acc_b.iter().sum())
 }
 
 #[cfg(test)]

@@ -305,6 +305,13 @@ fn blend_backward(
     (acc_df.iter().sum(), acc_dot.iter().sum())
 }
 
+/// Makes `v` at least `n` long (new elements zero; old ones kept).
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
 /// Per-thread buffers of the enhance kernels, reused from image to image: the degenerate
 /// image, the gradient through the clip, and the smoothing's planes.
 #[derive(Default)]
@@ -416,7 +423,8 @@ impl EnhanceKernel {
         })
     }
 
-    /// The degenerate image (all channels) into `deg`: unused for brightness, one value for
+    /// The degenerate image (all channels) into the front of `deg` (which only grows: the
+    /// kinds share one scratch buffer, and shrinking it would zero it again on the next growth): unused for brightness, one value for
     /// contrast, a plane for color, the smoothed image for sharpness.
     fn degenerate(&self, src: &[f32], dims: ImageDims, deg: &mut Vec<f32>, hs: &mut Vec<f32>) {
         let plane = dims.plane();
@@ -429,23 +437,29 @@ impl EnhanceKernel {
                     let s = &src[c * plane..(c + 1) * plane];
                     mean += wc * sum8(plane, |i| s[i]);
                 }
-                deg.clear();
-                deg.push(mean / plane as f32);
+                grow(deg, 1);
+                deg[0] = mean / plane as f32;
             }
             EnhanceKind::Color => {
                 let weights = luma_weights("color", dims.c).unwrap_or(&[1.0]);
-                deg.clear();
-                deg.resize(plane, 0.0);
+                grow(deg, plane);
                 for (c, wc) in weights.iter().enumerate() {
-                    for (d, x) in deg.iter_mut().zip(&src[c * plane..(c + 1) * plane]) {
-                        *d += wc * x;
+                    let d = deg[..plane].iter_mut();
+                    if c == 0 {
+                        d.zip(&src[..plane]).for_each(|(d, x)| *d = wc * x);
+                    } else {
+                        d.zip(&src[c * plane..(c + 1) * plane])
+                            .for_each(|(d, x)| *d += wc * x);
                     }
                 }
             }
             EnhanceKind::Sharpness => {
                 // (every element is written by smooth_plane)
-                deg.resize(src.len(), 0.0);
-                for (s, d) in src.chunks_exact(plane).zip(deg.chunks_exact_mut(plane)) {
+                grow(deg, src.len());
+                for (s, d) in src
+                    .chunks_exact(plane)
+                    .zip(deg[..src.len()].chunks_exact_mut(plane))
+                {
                     smooth_plane(s, dims.h, dims.w, d, hs);
                 }
             }
@@ -458,7 +472,7 @@ impl EnhanceKernel {
         match self.kind {
             EnhanceKind::Brightness => DegPlane::Scalar(0.0),
             EnhanceKind::Contrast => DegPlane::Scalar(deg[0]),
-            EnhanceKind::Color => DegPlane::Plane(deg),
+            EnhanceKind::Color => DegPlane::Plane(&deg[..plane]),
             EnhanceKind::Sharpness => DegPlane::Plane(&deg[c * plane..(c + 1) * plane]),
         }
     }
