@@ -476,6 +476,47 @@ impl NearestTable {
         }
     }
 
+    /// [`NearestTable::scatter`] and [`NearestTable::dot`] of one channel in one pass over the
+    /// table: `grad_pad += scale * g` through the table, and returns `sum(g * out)`.
+    fn scatter_dot(
+        &self,
+        pad: &[f32],
+        g: &[f32],
+        scale: f32,
+        dims: ImageDims,
+        grad_pad: &mut [f32],
+    ) -> f32 {
+        let mut total = 0f32;
+        for ((row, gr), run) in self
+            .idx
+            .chunks_exact(dims.w)
+            .zip(g.chunks_exact(dims.w))
+            .zip(&self.runs)
+        {
+            total += match *run {
+                Some((lo, hi, q)) => {
+                    let (gr, p) = (&gr[lo..hi], &pad[q..q + hi - lo]);
+                    for (d, &gv) in grad_pad[q..q + hi - lo].iter_mut().zip(gr) {
+                        *d += scale * gv;
+                    }
+                    crate::kernel::dot(gr, p)
+                }
+                None => {
+                    let mut acc = [0f32; 8];
+                    for (x, (&q, &gv)) in row.iter().zip(gr).enumerate() {
+                        // SAFETY: table entries index a padded plane of this size
+                        unsafe {
+                            *grad_pad.get_unchecked_mut(q as usize) += scale * gv;
+                            acc[x % 8] += gv * *pad.get_unchecked(q as usize);
+                        }
+                    }
+                    acc.iter().sum()
+                }
+            };
+        }
+        total
+    }
+
     /// `sum(grad_out * out)` over every channel, from the image's padded planes.
     fn image_dot(&self, pads: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
         let (plane, pl) = (dims.plane(), padded_len(dims));
@@ -899,22 +940,25 @@ impl AffineKernel {
             }
             scratch.grads.resize(dims.c * pl, 0.0);
             scratch.grads_zero = false;
-            if let Some(table) = &table {
-                for (g, gp) in grad_out
-                    .chunks_exact(plane)
-                    .zip(scratch.grads.chunks_exact_mut(pl))
-                {
-                    table.scatter(g, scale, dims, gp);
-                }
-            }
             // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
             let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
             if out_dot.is_some() || !straight_through {
                 scratch.pad(src, dims);
             }
-            if let (Some(table), Some(d)) = (&table, out_dot) {
-                // the weight gradient of a mixture: sum(grad_out * out), out gathered by table
-                *d = table.image_dot(&scratch.pads, dims, grad_out);
+            if let Some(table) = &table {
+                let Scratch { pads, grads, .. } = &mut *scratch;
+                let planes = grad_out.chunks_exact(plane).zip(grads.chunks_exact_mut(pl));
+                match out_dot {
+                    // the weight gradient of a mixture: sum(grad_out * out), out gathered by
+                    // the table, in the same pass as the scatter
+                    Some(d) => {
+                        *d = planes
+                            .zip(pads.chunks_exact(pl))
+                            .map(|((g, gp), pad)| table.scatter_dot(pad, g, scale, dims, gp))
+                            .sum();
+                    }
+                    None => planes.for_each(|(g, gp)| table.scatter(g, scale, dims, gp)),
+                }
             }
             let axis = if bilinear || straight_through {
                 None
