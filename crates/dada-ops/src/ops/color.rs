@@ -427,11 +427,18 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
 
 /// Per channel `(min, max)` and whether autocontrast stretches it.
 fn channel_range(plane: &[f32]) -> (f32, f32, bool) {
-    let (mut lo, mut hi) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+    // separate passes for the minimum and the maximum: one 8-lane accumulator each, which the
+    // compiler keeps in a vector register (together, it shuffled lanes between them)
     let mut chunks = plane.chunks_exact(8);
+    let mut lo = [f32::INFINITY; 8];
     for c in &mut chunks {
         for l in 0..8 {
             lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+        }
+    }
+    let mut hi = [f32::NEG_INFINITY; 8];
+    for c in plane.chunks_exact(8) {
+        for l in 0..8 {
             hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
         }
     }
