@@ -1,5 +1,5 @@
 //! `Noise`: additive Gaussian noise with standard deviation up to 0.1 (the tutorial's extra op).
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle::{bail, DType, Device, Result, Tensor};
 use rand::rngs::StdRng;
@@ -193,23 +193,81 @@ impl AugOp for Noise {
         params: &OpParams,
         shape: (usize, usize, usize, usize),
     ) -> Result<Option<Arc<dyn ImageKernel>>> {
+        let (b, c, h, w) = shape;
+        let source = match (&params.noise, &params.seeds) {
+            (Some(_), _) => NoiseSource::Given(noise_values(params, shape)?),
+            (None, Some(seeds)) if seeds.len() == b => NoiseSource::Seeds(seeds.clone()),
+            // the errors of noise_values (missing or wrong-length seeds)
+            _ => NoiseSource::Given(noise_values(params, shape)?),
+        };
         Ok(Some(Arc::new(NoiseKernel {
-            noise: noise_values(params, shape)?,
+            source,
+            drawn: (0..b).map(|_| Mutex::new(None)).collect(),
+            len: c * h * w,
         })))
     }
 }
 
+/// Where a noise kernel's standard normals come from.
+enum NoiseSource {
+    /// `params.noise`, flattened `(B, C, H, W)`.
+    Given(Vec<f32>),
+    /// One seed per image ([`standard_normals`]), drawn lazily per image.
+    Seeds(Vec<u64>),
+}
+
 struct NoiseKernel {
-    noise: Vec<f32>,
+    source: NoiseSource,
+    /// The normals `forward` drew for each image (from seeds), kept for its backward pass: drawn
+    /// in the parallel forward loop, where the image is in cache, instead of for the whole batch
+    /// when the kernel is built.
+    drawn: Vec<Mutex<Option<Vec<f32>>>>,
+    /// Elements per image the kernel was built for.
+    len: usize,
+}
+
+impl NoiseKernel {
+    /// Runs `f` on image `index`'s normals (`n` of them): the given ones, the ones `forward`
+    /// kept, or freshly drawn (and kept if `keep`).
+    fn with_normals<R>(
+        &self,
+        index: usize,
+        n: usize,
+        keep: bool,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> R {
+        let seed = match &self.source {
+            NoiseSource::Given(v) => return f(&v[index * n..(index + 1) * n]),
+            NoiseSource::Seeds(seeds) => seeds[index],
+        };
+        let slot = self.drawn.get(index).filter(|_| n == self.len);
+        if let Some(slot) = slot {
+            if let Ok(guard) = slot.lock() {
+                if let Some(z) = guard.as_ref().filter(|z| z.len() == n) {
+                    return f(z);
+                }
+            }
+        }
+        let mut z = vec![0f32; n];
+        standard_normals(seed, &mut z);
+        let r = f(&z);
+        if keep {
+            if let Some(Ok(mut guard)) = slot.map(|s| s.lock()) {
+                *guard = Some(z);
+            }
+        }
+        r
+    }
 }
 
 impl ImageKernel for NoiseKernel {
     fn forward(&self, index: usize, magnitude: f32, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
         let std = magnitude * NOISE_RANGE.high;
-        let n = &self.noise[index * dims.len()..(index + 1) * dims.len()];
-        for ((d, x), z) in dst.iter_mut().zip(src).zip(n) {
-            *d = (x + z * std).clamp(0.0, 1.0);
-        }
+        self.with_normals(index, dims.len(), true, |n| {
+            for ((d, x), z) in dst.iter_mut().zip(src).zip(n) {
+                *d = (x + z * std).clamp(0.0, 1.0);
+            }
+        })
     }
 
     fn recompute_output(&self) -> bool {
@@ -228,19 +286,20 @@ impl ImageKernel for NoiseKernel {
         grad_src: &mut [f32],
     ) -> f32 {
         let std = magnitude * NOISE_RANGE.high;
-        let n = &self.noise[index * dims.len()..(index + 1) * dims.len()];
-        let len = grad_out.len();
-        let (g, x, z, gs) = (
-            &grad_out[..len],
-            &src[..len],
-            &n[..len],
-            &mut grad_src[..len],
-        );
-        for i in 0..len {
-            gs[i] += scale * g[i] * clamp_grad(x[i] + z[i] * std);
-        }
-        let dm = sum8(len, |i| g[i] * clamp_grad(x[i] + z[i] * std) * z[i]);
-        dm * NOISE_RANGE.high
+        self.with_normals(index, dims.len(), false, |n| {
+            let len = grad_out.len();
+            let (g, x, z, gs) = (
+                &grad_out[..len],
+                &src[..len],
+                &n[..len],
+                &mut grad_src[..len],
+            );
+            for i in 0..len {
+                gs[i] += scale * g[i] * clamp_grad(x[i] + z[i] * std);
+            }
+            let dm = sum8(len, |i| g[i] * clamp_grad(x[i] + z[i] * std) * z[i]);
+            dm * NOISE_RANGE.high
+        })
     }
 }
 
