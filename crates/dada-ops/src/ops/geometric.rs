@@ -787,6 +787,32 @@ fn uniform_offset(a0: f64, c: f64, w: usize, u: &impl Fn(usize) -> f32) -> Optio
         .then_some(k0)
 }
 
+/// [`channel_dp`] of three channels in one pass: the tap indices and weights are loaded once
+/// per pixel for all three (`pads` and `g` hold the three planes back to back).
+#[inline(never)]
+fn channel_dp3(
+    pads: &[f32],
+    pl: usize,
+    pw: usize,
+    idx: &[u32],
+    e: &[Vec<f32>; 4],
+    g: &[f32],
+) -> f32 {
+    let n = idx.len();
+    let (p0, p1, p2) = (&pads[..pl], &pads[pl..2 * pl], &pads[2 * pl..3 * pl]);
+    let (g0, g1, g2) = (&g[..n], &g[n..2 * n], &g[2 * n..3 * n]);
+    let (e0, e1, e2, e3) = (&e[0][..n], &e[1][..n], &e[2][..n], &e[3][..n]);
+    sum8(n, |o| {
+        let i = idx[o] as usize;
+        let (w0, w1, w2, w3) = (e0[o], e1[o], e2[o], e3[o]);
+        // SAFETY: a TapField index of this size into padded planes of length pl
+        let (v, u, t) = unsafe { (taps4(p0, i, pw), taps4(p1, i, pw), taps4(p2, i, pw)) };
+        g0[o] * (v[0] * w0 + v[1] * w1 + v[2] * w2 + v[3] * w3)
+            + g1[o] * (u[0] * w0 + u[1] * w1 + u[2] * w2 + u[3] * w3)
+            + g2[o] * (t[0] * w0 + t[1] * w1 + t[2] * w2 + t[3] * w3)
+    })
+}
+
 /// The four taps of a [`TapField`] pixel in one padded plane: `(v00, v01, v10, v11)` (`v_yx`).
 ///
 /// # Safety
@@ -988,7 +1014,10 @@ impl AffineKernel {
                 magnitude_weights(taps, da.map(|v| v as f32), dims, e);
                 let idx = &taps.idx[..plane];
                 let mut dp = 0f64;
-                for c in 0..dims.c {
+                if dims.c == 3 && !bilinear {
+                    dp += channel_dp3(pads, pl, pw, idx, e, grad_out) as f64;
+                }
+                for c in (0..dims.c).filter(|_| dims.c != 3 || bilinear) {
                     let g = &grad_out[c * plane..(c + 1) * plane];
                     dp += channel_dp(&pads[c * pl..(c + 1) * pl], pw, idx, e, g) as f64;
                     if bilinear {
