@@ -390,6 +390,70 @@ impl TapField {
     }
 }
 
+impl TapField {
+    /// [`TapField::fill`] and [`magnitude_weights`] in one pass, for when only the tap indices
+    /// and the derivative's weights are needed (nearest sampling's surrogate): writes `idx` and
+    /// `e`, not `fx`, `fy`, `mask`. The same arithmetic, so the same values.
+    fn fill_weights(&mut self, a: &[f64; 6], da: [f32; 6], dims: ImageDims, e: &mut [Vec<f32>; 4]) {
+        let (h, w, pw) = (dims.h, dims.w, dims.w + 2);
+        let n = dims.plane();
+        self.idx.resize(n, 0);
+        self.pw = pw;
+        for v in e.iter_mut() {
+            v.resize(n, 0.0);
+        }
+        let [e0, e1, e2, e3] = e;
+        let (mut us, mut vs) = ([0f32; 64], [0f32; 64]);
+        let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
+        let (wf, hf) = (w as f32, h as f32);
+        for y in 0..h {
+            let yy = y as f64 + 0.5;
+            let (bu, bv) = (a[1] * yy, a[4] * yy);
+            let yy32 = y as f32 + 0.5;
+            let (du_row, dv_row) = (da[1] * yy32 + da[2], da[4] * yy32 + da[5]);
+            for x0 in (0..w).step_by(64) {
+                let nx = (w - x0).min(64);
+                for x in 0..nx {
+                    let xx = (x0 + x) as f64 + 0.5;
+                    us[x] = (a[0] * xx + bu + a[2]) as f32 - 0.5;
+                    vs[x] = (a[3] * xx + bv + a[5]) as f32 - 0.5;
+                }
+                let r = y * w + x0..y * w + x0 + nx;
+                let (idx, e0, e1, e2, e3) = (
+                    &mut self.idx[r.clone()],
+                    &mut e0[r.clone()],
+                    &mut e1[r.clone()],
+                    &mut e2[r.clone()],
+                    &mut e3[r],
+                );
+                for x in 0..nx {
+                    let (u, v) = (us[x], vs[x]);
+                    let (fu, fv) = (u.floor(), v.floor());
+                    let (xc, yc) = (fu.max(-2.0).min(wf), fv.max(-2.0).min(hf));
+                    // SAFETY: finite and within i32 after the clamp (`fits_kernel_indices`)
+                    let (xi, yi) =
+                        unsafe { (xc.to_int_unchecked::<i32>(), yc.to_int_unchecked::<i32>()) };
+                    let inside = (xi >= -1) & (xi < wi) & (yi >= -1) & (yi < hi);
+                    let fx = if inside { u - fu } else { 0.0 };
+                    let fy = if inside { v - fv } else { 0.0 };
+                    let m = if inside { 1.0 } else { 0.0 };
+                    idx[x] = if inside {
+                        ((yi + 1) * pwi + xi + 1) as u32
+                    } else {
+                        0
+                    };
+                    let xx = (x0 + x) as f32 + 0.5;
+                    let (du, dv) = ((da[0] * xx + du_row) * m, (da[3] * xx + dv_row) * m);
+                    e0[x] = -(1.0 - fy) * du - (1.0 - fx) * dv;
+                    e1[x] = (1.0 - fy) * du - fx * dv;
+                    e2[x] = -fy * du + (1.0 - fx) * dv;
+                    e3[x] = fy * du + fx * dv;
+                }
+            }
+        }
+    }
+}
+
 /// A nearest-sampling table: per output pixel, its source index in the zero-padded plane
 /// (`OUTSIDE` for fill); per output row, `(lo, hi, q)` where the row's pixels `lo..hi` read
 /// `q..q + hi - lo` consecutively and the rest are fill (every row of shear_x and of the
@@ -999,10 +1063,6 @@ impl AffineKernel {
             } else {
                 // d out / d p = d out / d u * d u / d p + d out / d v * d v / d p (bilinear
                 // derivative; the surrogate under nearest sampling)
-                scratch.taps.fill(&a, dims);
-                for e in &mut scratch.e {
-                    e.resize(plane, 0.0);
-                }
                 let Scratch {
                     taps,
                     e,
@@ -1010,8 +1070,18 @@ impl AffineKernel {
                     grads,
                     ..
                 } = &mut *scratch;
+                let da32 = da.map(|v| v as f32);
+                if bilinear {
+                    // the image gradient needs the fractions too
+                    taps.fill(&a, dims);
+                    for e in e.iter_mut() {
+                        e.resize(plane, 0.0);
+                    }
+                    magnitude_weights(taps, da32, dims, e);
+                } else {
+                    taps.fill_weights(&a, da32, dims, e);
+                }
                 let pw = taps.pw;
-                magnitude_weights(taps, da.map(|v| v as f32), dims, e);
                 let idx = &taps.idx[..plane];
                 let mut dp = 0f64;
                 if dims.c == 3 && !bilinear {
@@ -1491,6 +1561,34 @@ mod tests {
                         assert_eq!(again, fresh, "{kind:?} {interpolation:?} {b:?}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn fill_weights_is_fill_then_magnitude_weights() {
+        for (kind, p) in [
+            (AffineKind::Rotate, 17.0),
+            (AffineKind::Rotate, -29.5),
+            (AffineKind::ShearY, 0.21),
+            (AffineKind::ShearX, -0.3),
+        ] {
+            for dims in [
+                ImageDims { c: 3, h: 9, w: 70 },
+                ImageDims { c: 1, h: 32, w: 32 },
+            ] {
+                let (a, da) = kind.coeffs(p, dims.h, dims.w);
+                let da = da.map(|v| v as f32);
+                let (mut t1, mut t2) = (TapField::default(), TapField::default());
+                let (mut e1, mut e2): ([Vec<f32>; 4], [Vec<f32>; 4]) = Default::default();
+                t1.fill(&a, dims);
+                for e in &mut e1 {
+                    e.resize(dims.plane(), 0.0);
+                }
+                magnitude_weights(&t1, da, dims, &mut e1);
+                t2.fill_weights(&a, da, dims, &mut e2);
+                assert_eq!((t1.idx, t1.pw), (t2.idx, t2.pw), "{kind:?}");
+                assert_eq!(e1, e2, "{kind:?}");
             }
         }
     }
