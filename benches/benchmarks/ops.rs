@@ -11,7 +11,8 @@
 //!   `out.sum_all()`: candle materialises a sum's broadcast gradient in a scalar strided loop
 //!   (`binary_map`'s broadcast path, 0.4-0.5 ms for one batch of 128 x 3 x 32 x 32, 25-29% of the
 //!   shear_x and rotate rows' profiles), which would charge every row for the loss rather than
-//!   the op; `candle_affine_fwd_bwd_sum_all` measures that harness.
+//!   the op; `candle_affine_fwd_bwd_sum_all` and the mixture's `fused_fwd_bwd_sum_all` measure
+//!   that harness.
 //! - `kernel_fwd_bwd`: the same op forward plus `kernel_backward` with a dense upstream
 //!   gradient, without candle's autograd bookkeeping (what the kernels themselves cost).
 //! - `reference_fwd_bwd`: `fused_fwd_bwd` on the plain-candle path, for the fused/reference ratio.
@@ -162,6 +163,15 @@ fn mixture(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("fused_fwd_bwd", set_name), |b| {
             b.iter(|| {
                 forward_backward(
+                    |x, m| weighted_mixture(&ops, x, m, w.as_tensor(), &params),
+                    &inp,
+                )
+                .unwrap()
+            })
+        });
+        g.bench_function(BenchmarkId::new("fused_fwd_bwd_sum_all", set_name), |b| {
+            b.iter(|| {
+                forward_backward_sum_all(
                     |x, m| weighted_mixture(&ops, x, m, w.as_tensor(), &params),
                     &inp,
                 )
