@@ -516,6 +516,43 @@ impl NearestTable {
         }
     }
 
+    /// [`NearestTable::scatter`] of three channels at once (`g` and `grads` hold the three
+    /// planes back to back, `pl` apart in `grads`): the gather rows load each index once.
+    fn scatter3(&self, g: &[f32], scale: f32, dims: ImageDims, grads: &mut [f32], pl: usize) {
+        let plane = dims.plane();
+        let (ga, rest) = grads.split_at_mut(pl);
+        let (gb, gc) = rest.split_at_mut(pl);
+        let (ga, gb, gc) = (&mut ga[..pl], &mut gb[..pl], &mut gc[..pl]);
+        for (y, (row, run)) in self.idx.chunks_exact(dims.w).zip(&self.runs).enumerate() {
+            let r = y * dims.w..(y + 1) * dims.w;
+            let (g0, g1, g2) = (
+                &g[r.clone()],
+                &g[plane + r.start..plane + r.end],
+                &g[2 * plane + r.start..2 * plane + r.end],
+            );
+            match *run {
+                Some((lo, hi, q)) => {
+                    for (dst, src) in [(&mut *ga, g0), (&mut *gb, g1), (&mut *gc, g2)] {
+                        for (d, &gv) in dst[q..q + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                            *d += scale * gv;
+                        }
+                    }
+                }
+                None => {
+                    for (x, &q) in row.iter().enumerate() {
+                        let q = q as usize;
+                        // SAFETY: table entries index a padded plane of this size
+                        unsafe {
+                            *ga.get_unchecked_mut(q) += scale * g0[x];
+                            *gb.get_unchecked_mut(q) += scale * g1[x];
+                            *gc.get_unchecked_mut(q) += scale * g2[x];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// `grad_pad += scale * g` scattered through the table (one channel).
     fn scatter(&self, g: &[f32], scale: f32, dims: ImageDims, grad_pad: &mut [f32]) {
         for ((row, gr), run) in self
@@ -1047,6 +1084,7 @@ impl AffineKernel {
                             .map(|((g, gp), pad)| table.scatter_dot(pad, g, scale, dims, gp))
                             .sum();
                     }
+                    None if dims.c == 3 => table.scatter3(grad_out, scale, dims, grads, pl),
                     None => planes.for_each(|(g, gp)| table.scatter(g, scale, dims, gp)),
                 }
             }
