@@ -20,7 +20,8 @@ impl VerifyGradsCmd {
         if !(self.eps > 0.0 && self.eps < 0.1) {
             bail!("--eps must be in (0, 0.1), got {}", self.eps);
         }
-        if !(self.tolerance > 0.0) {
+        // (NaN fails this test too)
+        if self.tolerance.is_nan() || self.tolerance <= 0.0 {
             bail!("--tolerance must be positive, got {}", self.tolerance);
         }
         let needed = dada_train::verify::MIN_TRUSTED_PER_GROUP;

@@ -49,7 +49,7 @@ pub struct Wrn {
 
 /// Builds a Wide ResNet; variables are named like the struct (`block1.layer.0.conv1.weight`).
 pub fn wrn(cfg: &WrnConfig, vb: VarBuilder) -> Result<Wrn> {
-    if cfg.depth < 10 || (cfg.depth - 4) % 6 != 0 {
+    if cfg.depth < 10 || !(cfg.depth - 4).is_multiple_of(6) {
         candle::bail!("wrn: depth must be 6n + 4 with n >= 1, got {}", cfg.depth)
     }
     if cfg.widen_factor == 0 || cfg.n_classes == 0 {

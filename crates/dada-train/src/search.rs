@@ -562,8 +562,8 @@ impl Search {
             }
             let row = self.step()?;
             on_step(&row);
-            let end_of_epoch = self.step % self.cfg.steps_per_epoch() == 0;
-            if self.step % self.cfg.checkpoint_every.max(1) == 0 || end_of_epoch || self.finished() {
+            let end_of_epoch = self.step.is_multiple_of(self.cfg.steps_per_epoch());
+            if self.step.is_multiple_of(self.cfg.checkpoint_every.max(1)) || end_of_epoch || self.finished() {
                 self.save_checkpoint(checkpoint)?;
             }
         }

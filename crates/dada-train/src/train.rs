@@ -298,9 +298,9 @@ impl Trainer {
                 let (l, a, n) = self.epoch_loss;
                 self.epoch_loss = (l + loss as f64, a + acc as f64, n + 1);
                 on_step(self.step, loss, acc);
-                if self.step % spe == 0 {
+                if self.step.is_multiple_of(spe) {
                     let epoch = self.step / spe;
-                    let test_acc = if epoch % self.cfg.eval_every.max(1) == 0 || self.step == total {
+                    let test_acc = if epoch.is_multiple_of(self.cfg.eval_every.max(1)) || self.step == total {
                         Some(self.evaluate_test()?.accuracy)
                     } else {
                         None

@@ -143,13 +143,13 @@ pub fn smooth_op_set() -> OpSet {
         Arc::new(ShearX::new(Interpolation::Bilinear)),
         Arc::new(ShearY::new(Interpolation::Bilinear)),
         Arc::new(Rotate::new(Interpolation::Bilinear)),
-        Arc::new(Brightness::default()),
-        Arc::new(Contrast::default()),
-        Arc::new(Color::default()),
-        Arc::new(Sharpness::default()),
-        Arc::new(Noise::default()),
+        Arc::new(Brightness),
+        Arc::new(Contrast),
+        Arc::new(Color),
+        Arc::new(Sharpness),
+        Arc::new(Noise),
         Arc::new(Cutout::new(CutoutEdge::Soft)),
-        Arc::new(Identity::default()),
+        Arc::new(Identity),
     ];
     OpSet::new(ops)
 }

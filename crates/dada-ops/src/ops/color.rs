@@ -411,6 +411,7 @@ fn equalize_lut(levels: &[u8]) -> Option<[f32; 256]> {
 #[inline(always)]
 pub(crate) fn exp_approx(x: f32) -> f32 {
     // (max / min, not clamp: NaN becomes -87, so `n` is always finite)
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-87.0).min(87.0);
     let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
     // SAFETY: |n| <= 126 after the clamp. (Rust's saturating `as i32` kept callers' loops

@@ -495,7 +495,7 @@ impl ImageKernel for EnhanceKernel {
                 .zip(dst.chunks_exact_mut(plane))
                 .enumerate()
             {
-                match self.deg_plane(&deg, c, plane) {
+                match self.deg_plane(deg, c, plane) {
                     DegPlane::Scalar(g) => d
                         .iter_mut()
                         .zip(s)

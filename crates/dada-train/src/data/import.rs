@@ -17,7 +17,7 @@ use crate::data::cifar::{DatasetMeta, ImageSet};
 use crate::error::{DataError, DataResult};
 
 /// Options of the ImageFolder importer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ImportConfig {
     /// Class names in label order; `None`: the folder names in alphabetical order.
     pub classes: Option<Vec<String>>,
@@ -25,11 +25,6 @@ pub struct ImportConfig {
     pub seed: u64,
 }
 
-impl Default for ImportConfig {
-    fn default() -> Self {
-        Self { classes: None, seed: 0 }
-    }
-}
 
 /// The result of an import: training and test images plus metadata.
 #[derive(Debug, Clone)]
@@ -82,8 +77,11 @@ fn classify(rel: &Path) -> Option<(Split, String, String)> {
     Some((split, parts[n - 2].clone(), parts[n - 1].clone()))
 }
 
+/// A class folder found in a scan: its split, class name and path.
+type ClassFolder = (Split, String, PathBuf);
+
 /// Collects class folders (even empty ones) and image files from a directory tree.
-fn scan_dir(root: &Path) -> DataResult<(Vec<RawFile>, Vec<(Split, String, PathBuf)>)> {
+fn scan_dir(root: &Path) -> DataResult<(Vec<RawFile>, Vec<ClassFolder>)> {
     // Find the folder that holds `train/`: the root or one level below.
     let base = if root.join("train").is_dir() {
         root.to_path_buf()
@@ -129,7 +127,7 @@ fn scan_dir(root: &Path) -> DataResult<(Vec<RawFile>, Vec<(Split, String, PathBu
 }
 
 /// Collects class folders and image files from a tar or tar.gz archive.
-fn scan_archive(archive: &Path) -> DataResult<(Vec<RawFile>, Vec<(Split, String, PathBuf)>)> {
+fn scan_archive(archive: &Path) -> DataResult<(Vec<RawFile>, Vec<ClassFolder>)> {
     let file = fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
     let name = archive.to_string_lossy().to_ascii_lowercase();
     let reader: Box<dyn Read> = if name.ends_with(".gz") || name.ends_with(".tgz") {
