@@ -220,8 +220,10 @@ pub fn verify_grads(images: &ImageSet, cfg: &VerifyConfig, device: &Device) -> c
             let analytic = gv[i] as f64;
             let mut history: Vec<f64> = Vec::new();
             let (mut numeric, mut trusted, mut used) = (f64::NAN, false, step);
+            // the loss at the coordinate itself, once (the refinements only move the step)
+            let f_zero = loss_at()?;
             for _ in 0..=cfg.refinements {
-                let (f_minus, f_zero, f_plus) = differences(&var, i, step, loss_at)?;
+                let (f_minus, f_plus) = differences(&var, i, step, loss_at)?;
                 let central = (f_plus - f_minus) / (2.0 * step);
                 let (forward, backward) = ((f_plus - f_zero) / step, (f_zero - f_minus) / step);
                 // Relative to the coordinate, floored at 1% of the group's largest gradient and
@@ -285,8 +287,8 @@ pub fn fd_step(group: &str, base: f64) -> f64 {
     }
 }
 
-/// The loss at `var[index] - eps`, at `var[index]`, and at `var[index] + eps`.
-fn differences(var: &Var, index: usize, eps: f64, f: impl Fn() -> candle::Result<f64>) -> candle::Result<(f64, f64, f64)> {
+/// The loss at `var[index] - eps` and at `var[index] + eps` (`var` is restored afterwards).
+fn differences(var: &Var, index: usize, eps: f64, f: impl Fn() -> candle::Result<f64>) -> candle::Result<(f64, f64)> {
     let base = var.as_tensor().copy()?;
     let shape = base.shape().clone();
     let flat: Vec<f32> = base.flatten_all()?.to_vec1()?;
@@ -296,7 +298,7 @@ fn differences(var: &Var, index: usize, eps: f64, f: impl Fn() -> candle::Result
         var.set(&Tensor::from_vec(v, shape.clone(), base.device())?)?;
         f()
     };
-    let out = (eval(-eps)?, eval(0.0)?, eval(eps)?);
+    let out = (eval(-eps)?, eval(eps)?);
     var.set(&base)?;
     Ok(out)
 }
@@ -336,7 +338,7 @@ mod tests {
             let mut order: Vec<usize> = (0..g.len()).collect();
             order.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
             for &i in order.iter().take(4) {
-                let (minus, _, plus) = differences(&var, i, fd_step(&name, 2e-3), || {
+                let (minus, plus) = differences(&var, i, fd_step(&name, 2e-3), || {
                     let s2 = policy.sample(6, 0.5, &mut sample_rng.clone())?;
                     f(&s2).to_dtype(DType::F64)?.to_scalar::<f64>()
                 })
