@@ -4,6 +4,7 @@ use candle::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::classifier::Classifier;
+use crate::dropout::SeededDropout;
 use crate::layers::{conv2d_no_bias, global_avg_pool, linear, norm, Conv2d, Kernels, Norm};
 
 /// Shape of a Wide ResNet: `depth = 6 n + 4` layers, widths `16, 16 k, 32 k, 64 k`.
@@ -17,6 +18,9 @@ pub struct WrnConfig {
     pub n_classes: usize,
     /// Dropout probability between the two convolutions of a block (0: none, the default).
     pub dropout: f32,
+    /// Seed of the dropout masks ([`SeededDropout`](crate::SeededDropout); block `i` uses
+    /// `dropout_seed + i`), so a run with dropout repeats exactly.
+    pub dropout_seed: u64,
     /// Kernels to use.
     pub kernels: Kernels,
 }
@@ -24,17 +28,17 @@ pub struct WrnConfig {
 impl WrnConfig {
     /// WRN-40-2 for 10 classes: about 2.24M parameters.
     pub fn wrn_40_2() -> Self {
-        Self { depth: 40, widen_factor: 2, n_classes: 10, dropout: 0.0, kernels: Kernels::Fast }
+        Self { depth: 40, widen_factor: 2, n_classes: 10, dropout: 0.0, dropout_seed: 0, kernels: Kernels::Fast }
     }
 
     /// WRN-16-2 for 10 classes: about 0.69M parameters (two blocks per group).
     pub fn wrn_16_2() -> Self {
-        Self { depth: 16, widen_factor: 2, n_classes: 10, dropout: 0.0, kernels: Kernels::Fast }
+        Self { depth: 16, widen_factor: 2, n_classes: 10, dropout: 0.0, dropout_seed: 0, kernels: Kernels::Fast }
     }
 
     /// WRN-28-10 for 10 classes: about 36.5M parameters.
     pub fn wrn_28_10() -> Self {
-        Self { depth: 28, widen_factor: 10, n_classes: 10, dropout: 0.0, kernels: Kernels::Fast }
+        Self { depth: 28, widen_factor: 10, n_classes: 10, dropout: 0.0, dropout_seed: 0, kernels: Kernels::Fast }
     }
 }
 
@@ -67,7 +71,8 @@ pub fn wrn(cfg: &WrnConfig, vb: VarBuilder) -> Result<Wrn> {
         let mut blocks = Vec::with_capacity(n);
         for i in 0..n {
             let (c_in, s) = if i == 0 { (widths[g], stride) } else { (widths[g + 1], 1) };
-            blocks.push(wide_block(c_in, widths[g + 1], s, cfg, vb_g.pp(i))?);
+            let index = (g * n + i) as u64;
+            blocks.push(wide_block(c_in, widths[g + 1], s, cfg, index, vb_g.pp(i))?);
         }
         groups.push(blocks);
     }
@@ -107,10 +112,10 @@ struct WideBlock {
     bn2: Norm,
     conv2: Conv2d,
     shortcut: Option<Conv2d>,
-    dropout: f32,
+    dropout: Option<SeededDropout>,
 }
 
-fn wide_block(c_in: usize, c_out: usize, stride: usize, cfg: &WrnConfig, vb: VarBuilder) -> Result<WideBlock> {
+fn wide_block(c_in: usize, c_out: usize, stride: usize, cfg: &WrnConfig, index: u64, vb: VarBuilder) -> Result<WideBlock> {
     let kernels = cfg.kernels;
     let shortcut = if c_in != c_out || stride != 1 {
         Some(conv2d_no_bias(c_in, c_out, 1, stride, 0, kernels, vb.pp("shortcut"))?)
@@ -123,7 +128,11 @@ fn wide_block(c_in: usize, c_out: usize, stride: usize, cfg: &WrnConfig, vb: Var
         bn2: norm(c_out, kernels, vb.pp("bn2"))?,
         conv2: conv2d_no_bias(c_out, c_out, 3, 1, 1, kernels, vb.pp("conv2"))?,
         shortcut,
-        dropout: cfg.dropout,
+        dropout: if cfg.dropout > 0.0 {
+            Some(SeededDropout::new(cfg.dropout, cfg.dropout_seed.wrapping_add(index))?)
+        } else {
+            None
+        },
     })
 }
 
@@ -132,7 +141,10 @@ impl WideBlock {
         let act = self.bn1.forward_t(x, train, true)?;
         let h = self.conv1.forward(&act)?;
         let h = self.bn2.forward_t(&h, train, true)?;
-        let h = if train && self.dropout > 0.0 { candle_nn::ops::dropout(&h, self.dropout)? } else { h };
+        let h = match (&self.dropout, train) {
+            (Some(d), true) => d.forward(&h)?,
+            _ => h,
+        };
         let residual = match &self.shortcut {
             Some(conv) => conv.forward(&act)?,
             None => x.clone(),

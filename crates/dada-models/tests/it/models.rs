@@ -154,3 +154,23 @@ fn input_gradients_are_unchanged_without_parameter_grads() {
     let g = model.forward_t(&x, true).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(params.trainable_vars().iter().all(|w| g.get(w.as_tensor()).is_some()));
 }
+
+#[test]
+fn wrn_dropout_is_reproducible_from_its_seed() {
+    // Training-mode logits of a WRN with dropout: the same dropout seed gives the same masks
+    // (so the same logits), another seed other masks; eval mode uses none.
+    let x = rand_tensor(&[2, 3, 16, 16], 5);
+    let cfg = |dropout_seed| WrnConfig { depth: 10, dropout: 0.3, dropout_seed, ..WrnConfig::wrn_16_2() };
+    let logits = |dropout_seed, train| {
+        let params = ModelParams::new(0, &Device::Cpu);
+        let model = dada_models::wrn(&cfg(dropout_seed), params.var_builder()).unwrap();
+        model.forward_t(&x, train).unwrap()
+    };
+    assert_eq!(rel_err(&logits(1, true), &logits(1, true)), 0.0, "same seed, same masks");
+    assert!(rel_err(&logits(1, true), &logits(2, true)) > 1e-4, "another seed, other masks");
+    assert_eq!(rel_err(&logits(1, false), &logits(2, false)), 0.0, "no dropout in eval mode");
+    let bad = WrnConfig { dropout: 1.0, ..WrnConfig::wrn_16_2() };
+    let params = ModelParams::new(0, &Device::Cpu);
+    let err = dada_models::wrn(&bad, params.var_builder()).unwrap_err().to_string();
+    assert!(err.contains("dropout"), "{err}");
+}
