@@ -6,7 +6,7 @@ use candle::{DType, Device, Result, Tensor};
 use rand::rngs::StdRng;
 
 use crate::kernel::{check_inputs, dispatch, ImageDims, ImageKernel};
-use crate::ops::enhance::sum8;
+use crate::ops::enhance::{sum8, sum8_pair};
 use crate::ops::{per_image4, ste};
 use crate::{AugOp, Estimator, MagnitudeGrad, MagnitudeRange, OpParams};
 
@@ -696,34 +696,6 @@ impl PointKernel {
         }
         dm
     }
-}
-
-/// The two sums of `f(i) = (a_i, b_i)` over `0..n`, vectorized as in [`sum8`].
-fn sum8_pair(n: usize, mut f: impl FnMut(usize) -> (f32, f32)) -> (f32, f32) {
-    const BLOCK: usize = 256;
-    let (mut ta, mut tb) = ([0f32; BLOCK], [0f32; BLOCK]);
-    let (mut acc_a, mut acc_b) = ([0f32; 8], [0f32; 8]);
-    let mut start = 0;
-    while start < n {
-        let len = (n - start).min(BLOCK);
-        let (ta, tb) = (&mut ta[..len], &mut tb[..len]);
-        for j in 0..len {
-            (ta[j], tb[j]) = f(start + j);
-        }
-        for (acc, t) in [(&mut acc_a, &*ta), (&mut acc_b, &*tb)] {
-            let mut chunks = t.chunks_exact(8);
-            for c in &mut chunks {
-                for l in 0..8 {
-                    acc[l] += c[l];
-                }
-            }
-            for (l, &v) in chunks.remainder().iter().enumerate() {
-                acc[l] += v;
-            }
-        }
-        start += len;
-    }
-    (acc_a.iter().sum(), acc_b.iter().sum())
 }
 
 #[cfg(test)]

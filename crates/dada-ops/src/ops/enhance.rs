@@ -143,18 +143,45 @@ pub(crate) fn sum8(n: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
         }
         // SAFETY: the first `len` elements were just written
         let block: &[f32] = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const f32, len) };
-        let mut chunks = block.chunks_exact(8);
-        for c in &mut chunks {
-            for l in 0..8 {
-                acc[l] += c[l];
-            }
-        }
-        for (l, &v) in chunks.remainder().iter().enumerate() {
-            acc[l] += v;
-        }
+        add_lanes(&mut acc, block);
         start += len;
     }
     acc.iter().sum()
+}
+
+/// The two sums of `f(i) = (a_i, b_i)` over `0..n`, vectorized as in [`sum8`] (`f` may write
+/// elsewhere too: a one-pass backward that also needs two sums).
+pub(crate) fn sum8_pair(n: usize, mut f: impl FnMut(usize) -> (f32, f32)) -> (f32, f32) {
+    const BLOCK: usize = 256;
+    let (mut ta, mut tb) = ([0f32; BLOCK], [0f32; BLOCK]);
+    let (mut acc_a, mut acc_b) = ([0f32; 8], [0f32; 8]);
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(BLOCK);
+        let (ta, tb) = (&mut ta[..len], &mut tb[..len]);
+        for j in 0..len {
+            (ta[j], tb[j]) = f(start + j);
+        }
+        add_lanes(&mut acc_a, ta);
+        add_lanes(&mut acc_b, tb);
+        start += len;
+    }
+    (acc_a.iter().sum(), acc_b.iter().sum())
+}
+
+/// `acc[i mod 8] += block[i]`: eight independent f32 accumulators (a single one would be a
+/// serial chain).
+#[inline(always)]
+fn add_lanes(acc: &mut [f32; 8], block: &[f32]) {
+    let mut chunks = block.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    for (l, &v) in chunks.remainder().iter().enumerate() {
+        acc[l] += v;
+    }
 }
 
 struct EnhanceKernel {
@@ -289,17 +316,8 @@ fn blend_backward(
             tdf[j] = mi * (sb[j] - dv);
             tdot[j] = gb[j] * pre.clamp(0.0, 1.0);
         }
-        for (acc, t) in [(&mut acc_df, &*tdf), (&mut acc_dot, &*tdot)] {
-            let mut chunks = t.chunks_exact(8);
-            for c in &mut chunks {
-                for l in 0..8 {
-                    acc[l] += c[l];
-                }
-            }
-            for (l, &v) in chunks.remainder().iter().enumerate() {
-                acc[l] += v;
-            }
-        }
+        add_lanes(&mut acc_df, tdf);
+        add_lanes(&mut acc_dot, tdot);
         start += len;
     }
     (acc_df.iter().sum(), acc_dot.iter().sum())

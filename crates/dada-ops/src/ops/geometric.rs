@@ -333,124 +333,118 @@ struct TapField {
     pw: usize,
 }
 
-impl TapField {
-    /// Overwrites the field with the taps of the warp `a` on images of `dims` (buffers are
-    /// reused: every element is written).
-    fn fill(&mut self, a: &[f64; 6], dims: ImageDims) {
-        let (h, w, pw) = (dims.h, dims.w, dims.w + 2);
-        let n = dims.plane();
-        for v in [&mut self.fx, &mut self.fy, &mut self.mask] {
-            v.resize(n, 0.0);
-        }
-        self.idx.resize(n, 0);
-        self.pw = pw;
-        let (idx, fx, fy, mask) = (&mut self.idx, &mut self.fx, &mut self.fy, &mut self.mask);
-        let (mut us, mut vs) = ([0f32; 64], [0f32; 64]);
-        let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
-        let (wf, hf) = (w as f32, h as f32);
-        for y in 0..h {
-            let yy = y as f64 + 0.5;
-            let (bu, bv) = (a[1] * yy, a[4] * yy);
-            for x0 in (0..w).step_by(64) {
-                let nx = (w - x0).min(64);
-                // the same arithmetic as PIL's and the reference path's: a0 X + a1 Y + a2 in f64
-                for x in 0..nx {
-                    let xx = (x0 + x) as f64 + 0.5;
-                    us[x] = (a[0] * xx + bu + a[2]) as f32 - 0.5;
-                    vs[x] = (a[3] * xx + bv + a[5]) as f32 - 0.5;
-                }
-                let r = y * w + x0..y * w + x0 + nx;
-                let (idx, fx, fy, mask) = (
-                    &mut idx[r.clone()],
-                    &mut fx[r.clone()],
-                    &mut fy[r.clone()],
-                    &mut mask[r],
-                );
-                for x in 0..nx {
-                    let (u, v) = (us[x], vs[x]);
-                    let (fu, fv) = (u.floor(), v.floor());
-                    // clamped into [-2, size], where -2 and size are both outside (NaN -> -2)
-                    let (xc, yc) = (fu.max(-2.0).min(wf), fv.max(-2.0).min(hf));
-                    // SAFETY: finite and within i32 after the clamp (`fits_kernel_indices`)
-                    let (xi, yi) =
-                        unsafe { (xc.to_int_unchecked::<i32>(), yc.to_int_unchecked::<i32>()) };
-                    let inside = (xi >= -1) & (xi < wi) & (yi >= -1) & (yi < hi);
-                    // (outside, the fractions of an infinite coordinate would be NaN)
-                    fx[x] = if inside { u - fu } else { 0.0 };
-                    fy[x] = if inside { v - fv } else { 0.0 };
-                    mask[x] = if inside { 1.0 } else { 0.0 };
-                    idx[x] = if inside {
-                        ((yi + 1) * pwi + xi + 1) as u32
-                    } else {
-                        0
-                    };
-                }
+/// The taps of up to 64 consecutive pixels of one row (see [`tap_blocks`]).
+struct TapBlock {
+    n: usize,
+    idx: [u32; 64],
+    fx: [f32; 64],
+    fy: [f32; 64],
+    mask: [f32; 64],
+}
+
+/// Walks the bilinear taps of the warp `a` on images of `dims` in blocks of up to 64 pixels of
+/// a row, calling `f(y, x0, block)` for each: [`TapField`]'s definition (padded index of the tap
+/// `(x0, y0)`, fractions, inside mask; index 0 and mask 0 outside), shared by
+/// [`TapField::fill`] and [`TapField::fill_weights`].
+#[inline(always)]
+fn tap_blocks(a: &[f64; 6], dims: ImageDims, mut f: impl FnMut(usize, usize, &TapBlock)) {
+    let (h, w, pw) = (dims.h, dims.w, dims.w + 2);
+    let mut b = TapBlock {
+        n: 0,
+        idx: [0; 64],
+        fx: [0.0; 64],
+        fy: [0.0; 64],
+        mask: [0.0; 64],
+    };
+    let (mut us, mut vs) = ([0f32; 64], [0f32; 64]);
+    let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
+    let (wf, hf) = (w as f32, h as f32);
+    for y in 0..h {
+        let yy = y as f64 + 0.5;
+        let (bu, bv) = (a[1] * yy, a[4] * yy);
+        for x0 in (0..w).step_by(64) {
+            let nx = (w - x0).min(64);
+            // the same arithmetic as PIL's and the reference path's: a0 X + a1 Y + a2 in f64
+            for x in 0..nx {
+                let xx = (x0 + x) as f64 + 0.5;
+                us[x] = (a[0] * xx + bu + a[2]) as f32 - 0.5;
+                vs[x] = (a[3] * xx + bv + a[5]) as f32 - 0.5;
             }
+            b.n = nx;
+            for x in 0..nx {
+                let (u, v) = (us[x], vs[x]);
+                let (fu, fv) = (u.floor(), v.floor());
+                // clamped into [-2, size], where -2 and size are both outside (NaN -> -2)
+                let (xc, yc) = (fu.max(-2.0).min(wf), fv.max(-2.0).min(hf));
+                // SAFETY: finite and within i32 after the clamp (`fits_kernel_indices`)
+                let (xi, yi) =
+                    unsafe { (xc.to_int_unchecked::<i32>(), yc.to_int_unchecked::<i32>()) };
+                let inside = (xi >= -1) & (xi < wi) & (yi >= -1) & (yi < hi);
+                // (outside, the fractions of an infinite coordinate would be NaN)
+                b.fx[x] = if inside { u - fu } else { 0.0 };
+                b.fy[x] = if inside { v - fv } else { 0.0 };
+                b.mask[x] = if inside { 1.0 } else { 0.0 };
+                b.idx[x] = if inside {
+                    ((yi + 1) * pwi + xi + 1) as u32
+                } else {
+                    0
+                };
+            }
+            f(y, x0, &b);
         }
     }
 }
 
 impl TapField {
+    /// Overwrites the field with the taps of the warp `a` on images of `dims` (buffers are
+    /// reused: every element is written).
+    fn fill(&mut self, a: &[f64; 6], dims: ImageDims) {
+        let (w, n) = (dims.w, dims.plane());
+        for v in [&mut self.fx, &mut self.fy, &mut self.mask] {
+            v.resize(n, 0.0);
+        }
+        self.idx.resize(n, 0);
+        self.pw = w + 2;
+        let (idx, fx, fy, mask) = (&mut self.idx, &mut self.fx, &mut self.fy, &mut self.mask);
+        tap_blocks(a, dims, |y, x0, b| {
+            let r = y * w + x0..y * w + x0 + b.n;
+            idx[r.clone()].copy_from_slice(&b.idx[..b.n]);
+            fx[r.clone()].copy_from_slice(&b.fx[..b.n]);
+            fy[r.clone()].copy_from_slice(&b.fy[..b.n]);
+            mask[r].copy_from_slice(&b.mask[..b.n]);
+        });
+    }
+
     /// [`TapField::fill`] and [`magnitude_weights`] in one pass, for when only the tap indices
     /// and the derivative's weights are needed (nearest sampling's surrogate): writes `idx` and
     /// `e`, not `fx`, `fy`, `mask`. The same arithmetic, so the same values.
     fn fill_weights(&mut self, a: &[f64; 6], da: [f32; 6], dims: ImageDims, e: &mut [Vec<f32>; 4]) {
-        let (h, w, pw) = (dims.h, dims.w, dims.w + 2);
-        let n = dims.plane();
+        let (w, n) = (dims.w, dims.plane());
         self.idx.resize(n, 0);
-        self.pw = pw;
+        self.pw = w + 2;
         for v in e.iter_mut() {
             v.resize(n, 0.0);
         }
         let [e0, e1, e2, e3] = e;
-        let (mut us, mut vs) = ([0f32; 64], [0f32; 64]);
-        let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
-        let (wf, hf) = (w as f32, h as f32);
-        for y in 0..h {
-            let yy = y as f64 + 0.5;
-            let (bu, bv) = (a[1] * yy, a[4] * yy);
-            let yy32 = y as f32 + 0.5;
-            let (du_row, dv_row) = (da[1] * yy32 + da[2], da[4] * yy32 + da[5]);
-            for x0 in (0..w).step_by(64) {
-                let nx = (w - x0).min(64);
-                for x in 0..nx {
-                    let xx = (x0 + x) as f64 + 0.5;
-                    us[x] = (a[0] * xx + bu + a[2]) as f32 - 0.5;
-                    vs[x] = (a[3] * xx + bv + a[5]) as f32 - 0.5;
-                }
-                let r = y * w + x0..y * w + x0 + nx;
-                let (idx, e0, e1, e2, e3) = (
-                    &mut self.idx[r.clone()],
-                    &mut e0[r.clone()],
-                    &mut e1[r.clone()],
-                    &mut e2[r.clone()],
-                    &mut e3[r],
-                );
-                for x in 0..nx {
-                    let (u, v) = (us[x], vs[x]);
-                    let (fu, fv) = (u.floor(), v.floor());
-                    let (xc, yc) = (fu.max(-2.0).min(wf), fv.max(-2.0).min(hf));
-                    // SAFETY: finite and within i32 after the clamp (`fits_kernel_indices`)
-                    let (xi, yi) =
-                        unsafe { (xc.to_int_unchecked::<i32>(), yc.to_int_unchecked::<i32>()) };
-                    let inside = (xi >= -1) & (xi < wi) & (yi >= -1) & (yi < hi);
-                    let fx = if inside { u - fu } else { 0.0 };
-                    let fy = if inside { v - fv } else { 0.0 };
-                    let m = if inside { 1.0 } else { 0.0 };
-                    idx[x] = if inside {
-                        ((yi + 1) * pwi + xi + 1) as u32
-                    } else {
-                        0
-                    };
-                    let xx = (x0 + x) as f32 + 0.5;
-                    let (du, dv) = ((da[0] * xx + du_row) * m, (da[3] * xx + dv_row) * m);
-                    e0[x] = -(1.0 - fy) * du - (1.0 - fx) * dv;
-                    e1[x] = (1.0 - fy) * du - fx * dv;
-                    e2[x] = -fy * du + (1.0 - fx) * dv;
-                    e3[x] = fy * du + fx * dv;
-                }
+        let idx = &mut self.idx;
+        tap_blocks(a, dims, |y, x0, b| {
+            let yy = y as f32 + 0.5;
+            let (du_row, dv_row) = (da[1] * yy + da[2], da[4] * yy + da[5]);
+            let r = y * w + x0..y * w + x0 + b.n;
+            idx[r.clone()].copy_from_slice(&b.idx[..b.n]);
+            let (e0, e1, e2, e3) = (
+                &mut e0[r.clone()],
+                &mut e1[r.clone()],
+                &mut e2[r.clone()],
+                &mut e3[r],
+            );
+            for x in 0..b.n {
+                let xx = (x0 + x) as f32 + 0.5;
+                let m = b.mask[x];
+                let (du, dv) = ((da[0] * xx + du_row) * m, (da[3] * xx + dv_row) * m);
+                [e0[x], e1[x], e2[x], e3[x]] = tap_weights(b.fx[x], b.fy[x], du, dv);
             }
-        }
+        });
     }
 }
 
@@ -720,6 +714,18 @@ fn padded_len(dims: ImageDims) -> usize {
     (dims.h + 2) * (dims.w + 2)
 }
 
+/// The weights `e_k` of the four taps `(v00, v01, v10, v11)` in `d sample / d p = sum_k v_k e_k`,
+/// for fractions `(fx, fy)` and coordinate derivatives `du = d u / d p`, `dv = d v / d p`.
+#[inline(always)]
+fn tap_weights(fx: f32, fy: f32, du: f32, dv: f32) -> [f32; 4] {
+    [
+        -(1.0 - fy) * du - (1.0 - fx) * dv,
+        (1.0 - fy) * du - fx * dv,
+        -fy * du + (1.0 - fx) * dv,
+        fy * du + fx * dv,
+    ]
+}
+
 /// The per-pixel weights `e_k` of the bilinear derivative of the warp w.r.t. its parameter `p`
 /// (`da` = d coefficients / d p): `d sample / d p = sum_k v_k e_k` with `v_k` the four taps
 /// `(v00, v01, v10, v11)`, from `d/du = (1 - fy)(v01 - v00) + fy (v11 - v10)` and
@@ -745,11 +751,7 @@ fn magnitude_weights(taps: &TapField, da: [f32; 6], dims: ImageDims, e: &mut [Ve
         for x in 0..dims.w {
             let xx = x as f32 + 0.5;
             let (du, dv) = ((da[0] * xx + du_row) * m[x], (da[3] * xx + dv_row) * m[x]);
-            let (fx, fy) = (fx[x], fy[x]);
-            e0[x] = -(1.0 - fy) * du - (1.0 - fx) * dv;
-            e1[x] = (1.0 - fy) * du - fx * dv;
-            e2[x] = -fy * du + (1.0 - fx) * dv;
-            e3[x] = fy * du + fx * dv;
+            [e0[x], e1[x], e2[x], e3[x]] = tap_weights(fx[x], fy[x], du, dv);
         }
     }
 }
