@@ -457,11 +457,14 @@ struct NearestTable {
     runs: Vec<Option<(usize, usize, usize)>>,
     /// The image shape the indices are for (a cached table is reused only for this shape).
     dims: (usize, usize),
+    /// Whether every row is a run (shear_x and the translations): then the op reads and writes
+    /// the unpadded image directly ([`NearestTable::runs_unpadded`]).
+    all_runs: bool,
 }
 
 impl NearestTable {
     fn new(idx: Vec<u32>, dims: ImageDims) -> Self {
-        let runs = idx
+        let runs: Vec<Option<(usize, usize, usize)>> = idx
             .chunks_exact(dims.w)
             .map(|row| {
                 let Some(lo) = row.iter().position(|&q| q != OUTSIDE) else {
@@ -479,11 +482,54 @@ impl NearestTable {
                     .then_some((lo, hi, q))
             })
             .collect();
+        let all_runs = runs.iter().all(Option::is_some);
         Self {
             idx,
             runs,
             dims: (dims.h, dims.w),
+            all_runs,
         }
+    }
+
+    /// For a table whose rows are all runs: per output row `(lo, hi, s)`, where the row's pixels
+    /// `lo..hi` are the unpadded plane's `s..s + hi - lo` and the rest fill.
+    fn runs_unpadded(&self, dims: ImageDims) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let pw = dims.w + 2;
+        self.runs.iter().map(move |run| match *run {
+            // a padded interior index q is pixel (q / pw - 1, q % pw - 1)
+            Some((lo, hi, q)) if hi > lo => (lo, hi, (q / pw - 1) * dims.w + q % pw - 1),
+            _ => (0, 0, 0),
+        })
+    }
+
+    /// `dst = out` of one channel read from its unpadded plane `src` (a table of runs only).
+    fn gather_unpadded(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
+        for (d, (lo, hi, s)) in dst.chunks_exact_mut(dims.w).zip(self.runs_unpadded(dims)) {
+            d[..lo].fill(0.0);
+            d[lo..hi].copy_from_slice(&src[s..s + hi - lo]);
+            d[hi..].fill(0.0);
+        }
+    }
+
+    /// `grad_src += scale * g` through the table, into one channel's unpadded plane (a table of
+    /// runs only); returns `sum(g * out)` with `out` read from `src`.
+    fn scatter_dot_unpadded(
+        &self,
+        src: &[f32],
+        g: &[f32],
+        scale: f32,
+        dims: ImageDims,
+        grad_src: &mut [f32],
+    ) -> f32 {
+        let mut total = 0f32;
+        for (gr, (lo, hi, s)) in g.chunks_exact(dims.w).zip(self.runs_unpadded(dims)) {
+            let (gr, x) = (&gr[lo..hi], &src[s..s + hi - lo]);
+            for (d, &gv) in grad_src[s..s + hi - lo].iter_mut().zip(gr) {
+                *d += scale * gv;
+            }
+            total += crate::kernel::dot(gr, x);
+        }
+        total
     }
 
     /// `dst = out` of one channel, from its padded plane.
@@ -1062,19 +1108,34 @@ impl AffineKernel {
         let bilinear = self.interpolation == Interpolation::Bilinear;
         let table = (!bilinear).then(|| self.take_table(index, magnitude, a, dims));
         let pl = padded_len(dims);
+        // a table of runs only scatters straight into grad_src (and reads the output's dot from
+        // src); otherwise the image gradient goes through zero-padded planes (the border dropped)
+        let direct = table.as_ref().is_some_and(|t| t.all_runs);
         with_scratch(|scratch| {
-            // the image gradient is scattered into zero-padded planes (the border is dropped)
-            if !scratch.grads_zero {
-                scratch.grads.clear();
+            if !direct {
+                if !scratch.grads_zero {
+                    scratch.grads.clear();
+                }
+                scratch.grads.resize(dims.c * pl, 0.0);
+                scratch.grads_zero = false;
             }
-            scratch.grads.resize(dims.c * pl, 0.0);
-            scratch.grads_zero = false;
             // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
             let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
-            if out_dot.is_some() || !straight_through {
+            if (out_dot.is_some() && !direct) || !straight_through {
                 scratch.pad(src, dims);
             }
-            if let Some(table) = &table {
+            if let (Some(table), true) = (&table, direct) {
+                let planes = src
+                    .chunks_exact(plane)
+                    .zip(grad_out.chunks_exact(plane))
+                    .zip(grad_src.chunks_exact_mut(plane));
+                let dot: f32 = planes
+                    .map(|((x, g), gs)| table.scatter_dot_unpadded(x, g, scale, dims, gs))
+                    .sum();
+                if let Some(d) = out_dot {
+                    *d = dot;
+                }
+            } else if let Some(table) = &table {
                 let Scratch { pads, grads, .. } = &mut *scratch;
                 let planes = grad_out.chunks_exact(plane).zip(grads.chunks_exact_mut(pl));
                 match out_dot {
@@ -1148,24 +1209,26 @@ impl AffineKernel {
             // the interior goes to grad_src and is zeroed in the same pass, then the border
             // (where fill pixels and edge taps scattered) is zeroed: grads is all zero again
             let pw = dims.w + 2;
-            for (gp, gs) in scratch
-                .grads
-                .chunks_exact_mut(pl)
-                .zip(grad_src.chunks_exact_mut(plane))
-            {
-                for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
-                    let from = &mut gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
-                    row.iter_mut().zip(from.iter_mut()).for_each(|(d, s)| {
-                        *d += *s;
-                        *s = 0.0;
-                    });
-                    gp[(y + 1) * pw] = 0.0;
-                    gp[(y + 1) * pw + pw - 1] = 0.0;
+            if !direct {
+                for (gp, gs) in scratch
+                    .grads
+                    .chunks_exact_mut(pl)
+                    .zip(grad_src.chunks_exact_mut(plane))
+                {
+                    for (y, row) in gs.chunks_exact_mut(dims.w).enumerate() {
+                        let from = &mut gp[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w];
+                        row.iter_mut().zip(from.iter_mut()).for_each(|(d, s)| {
+                            *d += *s;
+                            *s = 0.0;
+                        });
+                        gp[(y + 1) * pw] = 0.0;
+                        gp[(y + 1) * pw + pw - 1] = 0.0;
+                    }
+                    gp[..pw].fill(0.0);
+                    gp[pl - pw..].fill(0.0);
                 }
-                gp[..pw].fill(0.0);
-                gp[pl - pw..].fill(0.0);
+                scratch.grads_zero = true;
             }
-            scratch.grads_zero = true;
             if straight_through {
                 dp as f32
             } else {
@@ -1205,17 +1268,24 @@ impl ImageKernel for AffineKernel {
         match self.interpolation {
             Interpolation::Nearest => {
                 let table = Self::nearest_table(a, dims);
-                with_scratch(|scratch| {
-                    scratch.pad(src, dims);
-                    let pl = padded_len(dims);
-                    for (pad, d) in scratch
-                        .pads
-                        .chunks_exact(pl)
-                        .zip(dst.chunks_exact_mut(plane))
-                    {
-                        table.gather(pad, dims, d);
+                if table.all_runs {
+                    // row copies straight from the image: no padded copy needed
+                    for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
+                        table.gather_unpadded(s, dims, d);
                     }
-                });
+                } else {
+                    with_scratch(|scratch| {
+                        scratch.pad(src, dims);
+                        let pl = padded_len(dims);
+                        for (pad, d) in scratch
+                            .pads
+                            .chunks_exact(pl)
+                            .zip(dst.chunks_exact_mut(plane))
+                        {
+                            table.gather(pad, dims, d);
+                        }
+                    });
+                }
                 if let Some(slot) = self.tables.get(index) {
                     if let Ok(mut slot) = slot.lock() {
                         *slot = Some((magnitude.to_bits(), table));
