@@ -556,7 +556,7 @@ impl NearestTable {
         }
     }
 
-    /// [`NearestTable::scatter`] of three channels at once (`g` and `grads` hold the three
+    /// [`NearestTable::scatter_dot`] without the dot, for three channels at once (`g` and `grads` hold the three
     /// planes back to back, `pl` apart in `grads`): the gather rows load each index once.
     fn scatter3(&self, g: &[f32], scale: f32, dims: ImageDims, grads: &mut [f32], pl: usize) {
         let plane = dims.plane();
@@ -593,35 +593,11 @@ impl NearestTable {
         }
     }
 
-    /// `grad_pad += scale * g` scattered through the table (one channel).
-    fn scatter(&self, g: &[f32], scale: f32, dims: ImageDims, grad_pad: &mut [f32]) {
-        for ((row, gr), run) in self
-            .idx
-            .chunks_exact(dims.w)
-            .zip(g.chunks_exact(dims.w))
-            .zip(&self.runs)
-        {
-            match *run {
-                Some((lo, hi, q)) => {
-                    for (d, &gv) in grad_pad[q..q + hi - lo].iter_mut().zip(&gr[lo..hi]) {
-                        *d += scale * gv;
-                    }
-                }
-                None => {
-                    for (&q, &gv) in row.iter().zip(gr) {
-                        // SAFETY: table entries index a padded plane of this size
-                        unsafe { *grad_pad.get_unchecked_mut(q as usize) += scale * gv };
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`NearestTable::scatter`] and [`NearestTable::dot`] of one channel in one pass over the
-    /// table: `grad_pad += scale * g` through the table, and returns `sum(g * out)`.
+    /// `grad_pad += scale * g` through the table (one channel), and `sum(g * out)` with `out`
+    /// read from the padded plane `pad` in the same pass when `pad` is given (else 0).
     fn scatter_dot(
         &self,
-        pad: &[f32],
+        pad: Option<&[f32]>,
         g: &[f32],
         scale: f32,
         dims: ImageDims,
@@ -636,11 +612,11 @@ impl NearestTable {
         {
             total += match *run {
                 Some((lo, hi, q)) => {
-                    let (gr, p) = (&gr[lo..hi], &pad[q..q + hi - lo]);
+                    let gr = &gr[lo..hi];
                     for (d, &gv) in grad_pad[q..q + hi - lo].iter_mut().zip(gr) {
                         *d += scale * gv;
                     }
-                    crate::kernel::dot(gr, p)
+                    pad.map_or(0.0, |pad| crate::kernel::dot(gr, &pad[q..q + hi - lo]))
                 }
                 None => {
                     let mut acc = [0f32; 8];
@@ -648,7 +624,9 @@ impl NearestTable {
                         // SAFETY: table entries index a padded plane of this size
                         unsafe {
                             *grad_pad.get_unchecked_mut(q as usize) += scale * gv;
-                            acc[x % 8] += gv * *pad.get_unchecked(q as usize);
+                            if let Some(pad) = pad {
+                                acc[x % 8] += gv * *pad.get_unchecked(q as usize);
+                            }
                         }
                     }
                     acc.iter().sum()
@@ -1144,11 +1122,13 @@ impl AffineKernel {
                     Some(d) => {
                         *d = planes
                             .zip(pads.chunks_exact(pl))
-                            .map(|((g, gp), pad)| table.scatter_dot(pad, g, scale, dims, gp))
+                            .map(|((g, gp), pad)| table.scatter_dot(Some(pad), g, scale, dims, gp))
                             .sum();
                     }
                     None if dims.c == 3 => table.scatter3(grad_out, scale, dims, grads, pl),
-                    None => planes.for_each(|(g, gp)| table.scatter(g, scale, dims, gp)),
+                    None => planes.for_each(|(g, gp)| {
+                        table.scatter_dot(None, g, scale, dims, gp);
+                    }),
                 }
             }
             let axis = if bilinear || straight_through {
