@@ -915,9 +915,11 @@ fn uniform_offset(a0: f64, c: f64, w: usize, u: &impl Fn(usize) -> f32) -> Optio
 }
 
 /// [`channel_dp`] of three channels in one pass: the tap indices and weights are loaded once
-/// per pixel for all three (`pads` and `g` hold the three planes back to back).
+/// per pixel for all three (`pads` and `g` hold the three planes back to back). With
+/// `VERTICAL`, the warp keeps every pixel's column (`u = x`, so `fx = 0` and `du = 0`: shear_y),
+/// the weights of the right-hand taps are zero, and only the two left-hand taps are read.
 #[inline(never)]
-fn channel_dp3(
+fn channel_dp3<const VERTICAL: bool>(
     pads: &[f32],
     pl: usize,
     pw: usize,
@@ -931,6 +933,13 @@ fn channel_dp3(
     let (e0, e1, e2, e3) = (&e[0][..n], &e[1][..n], &e[2][..n], &e[3][..n]);
     sum8(n, |o| {
         let i = idx[o] as usize;
+        if VERTICAL {
+            let (w0, w2) = (e0[o], e2[o]);
+            // SAFETY: a TapField index of this size into padded planes of length pl
+            let col =
+                |p: &[f32]| unsafe { *p.get_unchecked(i) * w0 + *p.get_unchecked(i + pw) * w2 };
+            return g0[o] * col(p0) + g1[o] * col(p1) + g2[o] * col(p2);
+        }
         let (w0, w1, w2, w3) = (e0[o], e1[o], e2[o], e3[o]);
         // SAFETY: a TapField index of this size into padded planes of length pl
         let (v, u, t) = unsafe { (taps4(p0, i, pw), taps4(p1, i, pw), taps4(p2, i, pw)) };
@@ -1166,7 +1175,11 @@ impl AffineKernel {
                 let idx = &taps.idx[..plane];
                 let mut dp = 0f64;
                 if dims.c == 3 && !bilinear {
-                    dp += channel_dp3(pads, pl, pw, idx, e, grad_out) as f64;
+                    dp += if self.kind == AffineKind::ShearY {
+                        channel_dp3::<true>(pads, pl, pw, idx, e, grad_out)
+                    } else {
+                        channel_dp3::<false>(pads, pl, pw, idx, e, grad_out)
+                    } as f64;
                 }
                 for c in (0..dims.c).filter(|_| dims.c != 3 || bilinear) {
                     let g = &grad_out[c * plane..(c + 1) * plane];
@@ -1652,6 +1665,35 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn shear_y_reads_only_the_left_taps() {
+        // shear_y keeps every pixel's column: the right-hand taps' weights are zero, and the
+        // two-tap dot equals the four-tap one
+        let dims = ImageDims { c: 3, h: 13, w: 9 };
+        let pl = padded_len(dims);
+        let image: Vec<f32> = values(dims.len(), 21)
+            .iter()
+            .map(|v| 0.5 + 0.5 * v)
+            .collect();
+        let g = values(dims.len(), 22);
+        let mut scratch = Scratch::default();
+        scratch.pad(&image, dims);
+        for p in [-0.3, -0.11, 0.0, 0.07, 0.29, 1.7] {
+            let (a, da) = AffineKind::ShearY.coeffs(p, dims.h, dims.w);
+            let mut taps = TapField::default();
+            let mut e: [Vec<f32>; 4] = Default::default();
+            taps.fill_weights(&a, da.map(|v| v as f32), dims, &mut e);
+            assert!(e[1].iter().chain(&e[3]).all(|&v| v == 0.0), "p {p}");
+            let (pads, pw) = (&scratch.pads, taps.pw);
+            let two = channel_dp3::<true>(pads, pl, pw, &taps.idx, &e, &g);
+            let four = channel_dp3::<false>(pads, pl, pw, &taps.idx, &e, &g);
+            assert!(
+                (two - four).abs() <= 1e-5 * (1.0 + four.abs()),
+                "p {p}: {two} vs {four}"
+            );
         }
     }
 
