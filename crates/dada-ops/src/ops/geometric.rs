@@ -365,8 +365,9 @@ fn tap_blocks(a: &[f64; 6], dims: ImageDims, mut f: impl FnMut(usize, usize, &Ta
         for x0 in (0..w).step_by(64) {
             let nx = (w - x0).min(64);
             // the same arithmetic as PIL's and the reference path's: a0 X + a1 Y + a2 in f64
+            // (through i32, which converts to floats in one instruction: `fits_kernel_indices`)
             for x in 0..nx {
-                let xx = (x0 + x) as f64 + 0.5;
+                let xx = (x0 + x) as i32 as f64 + 0.5;
                 us[x] = (a[0] * xx + bu + a[2]) as f32 - 0.5;
                 vs[x] = (a[3] * xx + bv + a[5]) as f32 - 0.5;
             }
@@ -439,7 +440,7 @@ impl TapField {
                 &mut e3[r],
             );
             for x in 0..b.n {
-                let xx = (x0 + x) as f32 + 0.5;
+                let xx = (x0 + x) as i32 as f32 + 0.5;
                 let m = b.mask[x];
                 let (du, dv) = ((da[0] * xx + du_row) * m, (da[3] * xx + dv_row) * m);
                 [e0[x], e1[x], e2[x], e3[x]] = tap_weights(b.fx[x], b.fy[x], du, dv);
@@ -636,6 +637,34 @@ impl NearestTable {
         total
     }
 
+    /// `sum(grad_out * out)` over the three channels of [`Scratch::fill_quads`]'s quads.
+    fn quad_dot(&self, quad: &[f32], gquad: &[f32], dims: ImageDims) -> f32 {
+        let w = dims.w;
+        let mut acc = [0f32; 4];
+        for (y, (row, run)) in self.idx.chunks_exact(w).zip(&self.runs).enumerate() {
+            let gq = &gquad[4 * y * w..4 * (y + 1) * w];
+            match *run {
+                Some((lo, hi, q)) => {
+                    let (a, b) = (&quad[4 * q..4 * (q + hi - lo)], &gq[4 * lo..4 * hi]);
+                    for (a, b) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+                        for l in 0..4 {
+                            acc[l] += a[l] * b[l];
+                        }
+                    }
+                }
+                None => {
+                    for (&q, b) in row.iter().zip(gq.chunks_exact(4)) {
+                        let a = &quad[4 * q as usize..4 * q as usize + 4];
+                        for l in 0..4 {
+                            acc[l] += a[l] * b[l];
+                        }
+                    }
+                }
+            }
+        }
+        acc.iter().sum()
+    }
+
     /// `sum(grad_out * out)` over every channel, from the image's padded planes.
     fn image_dot(&self, pads: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
         let (plane, pl) = (dims.plane(), padded_len(dims));
@@ -689,6 +718,11 @@ struct Scratch {
     pads: Vec<f32>,
     /// The image gradient of the current image in zero-padded planes.
     grads: Vec<f32>,
+    /// A three-channel image, zero-padded, as one quad per padded pixel (see [`quad_dp`]).
+    quad: Vec<f32>,
+    quad_dims: Option<ImageDims>,
+    /// The upstream gradient of a three-channel image as one quad per pixel.
+    gquad: Vec<f32>,
     /// Whether `grads` is all zero: the backward pass zeroes what it touched as it copies the
     /// gradient out, instead of a memset of the whole buffer per image.
     grads_zero: bool,
@@ -712,6 +746,22 @@ impl Scratch {
                 pad[(y + 1) * pw + 1..(y + 1) * pw + 1 + dims.w].copy_from_slice(row);
             }
         }
+    }
+}
+
+impl Scratch {
+    /// The quads of [`quad_dp`]: a three-channel `image` zero-padded into `self.quad` and
+    /// `grad_out` into `self.gquad`.
+    fn fill_quads(&mut self, image: &[f32], grad_out: &[f32], dims: ImageDims) {
+        debug_assert_eq!(dims.c, 3);
+        let (plane, pw) = (dims.plane(), dims.w + 2);
+        if self.quad_dims != Some(dims) {
+            self.quad = vec![0f32; 4 * padded_len(dims)];
+            self.quad_dims = Some(dims);
+        }
+        interleave3(image, plane, dims.w, &mut self.quad, |y| (y + 1) * pw + 1);
+        self.gquad.resize(4 * plane, 0.0);
+        interleave3(grad_out, plane, dims.w, &mut self.gquad, |y| y * dims.w);
     }
 }
 
@@ -773,7 +823,7 @@ fn magnitude_weights(taps: &TapField, da: [f32; 6], dims: ImageDims, e: &mut [Ve
             &mut e3[r],
         );
         for x in 0..dims.w {
-            let xx = x as f32 + 0.5;
+            let xx = x as i32 as f32 + 0.5;
             let (du, dv) = ((da[0] * xx + du_row) * m[x], (da[3] * xx + dv_row) * m[x]);
             [e0[x], e1[x], e2[x], e3[x]] = tap_weights(fx[x], fy[x], du, dv);
         }
@@ -914,39 +964,77 @@ fn uniform_offset(a0: f64, c: f64, w: usize, u: &impl Fn(usize) -> f32) -> Optio
         .then_some(k0)
 }
 
-/// [`channel_dp`] of three channels in one pass: the tap indices and weights are loaded once
-/// per pixel for all three (`pads` and `g` hold the three planes back to back). With
-/// `VERTICAL`, the warp keeps every pixel's column (`u = x`, so `fx = 0` and `du = 0`: shear_y),
-/// the weights of the right-hand taps are zero, and only the two left-hand taps are read.
+/// [`channel_dp`] of three channels in one pass, on channel-interleaved planes (see
+/// [`Scratch::fill_quads`]): `quad` holds the zero-padded image as one `[c0, c1, c2, 0]` quad
+/// per padded pixel and `gquad` the upstream gradient as one quad per pixel. A pixel's taps
+/// `(x0, y0)` and `(x0 + 1, y0)` are then eight consecutive floats, and so are the two below:
+/// two vector loads instead of twelve scalar ones. With `VERTICAL`, the warp keeps every
+/// pixel's column (`u = x`, so `fx = 0` and `du = 0`: shear_y), the weights of the right-hand
+/// taps are zero, and only the two left-hand quads are read.
 #[inline(never)]
-fn channel_dp3<const VERTICAL: bool>(
-    pads: &[f32],
-    pl: usize,
+fn quad_dp<const VERTICAL: bool>(
+    quad: &[f32],
     pw: usize,
     idx: &[u32],
     e: &[Vec<f32>; 4],
-    g: &[f32],
+    gquad: &[f32],
 ) -> f32 {
     let n = idx.len();
-    let (p0, p1, p2) = (&pads[..pl], &pads[pl..2 * pl], &pads[2 * pl..3 * pl]);
-    let (g0, g1, g2) = (&g[..n], &g[n..2 * n], &g[2 * n..3 * n]);
     let (e0, e1, e2, e3) = (&e[0][..n], &e[1][..n], &e[2][..n], &e[3][..n]);
-    sum8(n, |o| {
+    let gquad = &gquad[..4 * n];
+    let mut acc = [0f32; 8];
+    for o in 0..n {
         let i = idx[o] as usize;
+        // a TapField index is at most h pw + w, so the quads up to `i + pw + 1` are inside
+        // the padded plane of (h + 2) pw quads
+        assert!(4 * (i + pw) + 8 <= quad.len());
+        // SAFETY: checked just above (the check is hoisted or cheap next to the loads)
+        let (t, b): (&[f32; 8], &[f32; 8]) = unsafe {
+            (
+                &*(quad.as_ptr().add(4 * i) as *const [f32; 8]),
+                &*(quad.as_ptr().add(4 * (i + pw)) as *const [f32; 8]),
+            )
+        };
+        let g = &gquad[4 * o..4 * o + 4];
         if VERTICAL {
             let (w0, w2) = (e0[o], e2[o]);
-            // SAFETY: a TapField index of this size into padded planes of length pl
-            let col =
-                |p: &[f32]| unsafe { *p.get_unchecked(i) * w0 + *p.get_unchecked(i + pw) * w2 };
-            return g0[o] * col(p0) + g1[o] * col(p1) + g2[o] * col(p2);
+            for l in 0..4 {
+                acc[l] += (t[l] * w0 + b[l] * w2) * g[l];
+            }
+            continue;
         }
         let (w0, w1, w2, w3) = (e0[o], e1[o], e2[o], e3[o]);
-        // SAFETY: a TapField index of this size into padded planes of length pl
-        let (v, u, t) = unsafe { (taps4(p0, i, pw), taps4(p1, i, pw), taps4(p2, i, pw)) };
-        g0[o] * (v[0] * w0 + v[1] * w1 + v[2] * w2 + v[3] * w3)
-            + g1[o] * (u[0] * w0 + u[1] * w1 + u[2] * w2 + u[3] * w3)
-            + g2[o] * (t[0] * w0 + t[1] * w1 + t[2] * w2 + t[3] * w3)
-    })
+        for l in 0..4 {
+            acc[l] += (t[l] * w0 + b[l] * w2) * g[l];
+            acc[4 + l] += (t[4 + l] * w1 + b[4 + l] * w3) * g[l];
+        }
+    }
+    acc.iter().sum()
+}
+
+/// Writes three planes (`planes`, `n` pixels of `w`-wide rows each) as one `[c0, c1, c2, 0]`
+/// quad per pixel into `quad`, row `y` starting at quad `row_start(y)`.
+fn interleave3(
+    planes: &[f32],
+    n: usize,
+    w: usize,
+    quad: &mut [f32],
+    row_start: impl Fn(usize) -> usize,
+) {
+    let (p0, p1, p2) = (&planes[..n], &planes[n..2 * n], &planes[2 * n..3 * n]);
+    let rows = p0
+        .chunks_exact(w)
+        .zip(p1.chunks_exact(w))
+        .zip(p2.chunks_exact(w));
+    for (y, ((r0, r1), r2)) in rows.enumerate() {
+        let q = &mut quad[4 * row_start(y)..4 * (row_start(y) + w)];
+        for (x, d) in q.chunks_exact_mut(4).enumerate() {
+            d[0] = r0[x];
+            d[1] = r1[x];
+            d[2] = r2[x];
+            d[3] = 0.0;
+        }
+    }
 }
 
 /// The four taps of a [`TapField`] pixel in one padded plane: `(v00, v01, v10, v11)` (`v_yx`).
@@ -1052,7 +1140,7 @@ impl AffineKernel {
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
                     let yy = y as f64 + 0.5;
                     for (x, t) in row.iter_mut().enumerate() {
-                        let xx = x as f64 + 0.5;
+                        let xx = x as i32 as f64 + 0.5;
                         let u = a[0] * xx + a[1] * yy + a[2];
                         let v = a[3] * xx + a[4] * yy + a[5];
                         let inside = (u >= 0.0) & (v >= 0.0) & (u < wf) & (v < hf);
@@ -1108,7 +1196,15 @@ impl AffineKernel {
             }
             // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
             let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
-            if (out_dot.is_some() && !direct) || !straight_through {
+            // rotate and shear_y under nearest sampling, three channels: the surrogate and the
+            // output's dot read channel-interleaved quads instead of padded planes
+            let quads = !bilinear
+                && !straight_through
+                && dims.c == 3
+                && matches!(self.kind, AffineKind::Rotate | AffineKind::ShearY);
+            if quads {
+                scratch.fill_quads(src, grad_out, dims);
+            } else if (out_dot.is_some() && !direct) || !straight_through {
                 scratch.pad(src, dims);
             }
             if let (Some(table), true) = (&table, direct) {
@@ -1123,9 +1219,19 @@ impl AffineKernel {
                     *d = dot;
                 }
             } else if let Some(table) = &table {
-                let Scratch { pads, grads, .. } = &mut *scratch;
+                let Scratch {
+                    pads,
+                    grads,
+                    quad,
+                    gquad,
+                    ..
+                } = &mut *scratch;
                 let planes = grad_out.chunks_exact(plane).zip(grads.chunks_exact_mut(pl));
                 match out_dot {
+                    Some(d) if quads => {
+                        table.scatter3(grad_out, scale, dims, grads, pl);
+                        *d = table.quad_dot(quad, gquad, dims);
+                    }
                     // the weight gradient of a mixture: sum(grad_out * out), out gathered by
                     // the table, in the same pass as the scatter
                     Some(d) => {
@@ -1158,6 +1264,8 @@ impl AffineKernel {
                     e,
                     pads,
                     grads,
+                    quad,
+                    gquad,
                     ..
                 } = &mut *scratch;
                 let da32 = da.map(|v| v as f32);
@@ -1175,10 +1283,11 @@ impl AffineKernel {
                 let idx = &taps.idx[..plane];
                 let mut dp = 0f64;
                 if dims.c == 3 && !bilinear {
+                    // (`quads` holds here: rotate or shear_y, nearest, three channels)
                     dp += if self.kind == AffineKind::ShearY {
-                        channel_dp3::<true>(pads, pl, pw, idx, e, grad_out)
+                        quad_dp::<true>(quad, pw, idx, e, gquad)
                     } else {
-                        channel_dp3::<false>(pads, pl, pw, idx, e, grad_out)
+                        quad_dp::<false>(quad, pw, idx, e, gquad)
                     } as f64;
                 }
                 for c in (0..dims.c).filter(|_| dims.c != 3 || bilinear) {
@@ -1669,11 +1778,11 @@ mod tests {
     }
 
     #[test]
-    fn shear_y_reads_only_the_left_taps() {
-        // shear_y keeps every pixel's column: the right-hand taps' weights are zero, and the
-        // two-tap dot equals the four-tap one
+    fn quad_dp_is_the_tap_field_path() {
+        // the channel-interleaved dot equals three single-channel dots; shear_y keeps every
+        // pixel's column, its right-hand weights are zero, and the two-tap dot equals the
+        // four-tap one
         let dims = ImageDims { c: 3, h: 13, w: 9 };
-        let pl = padded_len(dims);
         let image: Vec<f32> = values(dims.len(), 21)
             .iter()
             .map(|v| 0.5 + 0.5 * v)
@@ -1681,19 +1790,38 @@ mod tests {
         let g = values(dims.len(), 22);
         let mut scratch = Scratch::default();
         scratch.pad(&image, dims);
-        for p in [-0.3, -0.11, 0.0, 0.07, 0.29, 1.7] {
-            let (a, da) = AffineKind::ShearY.coeffs(p, dims.h, dims.w);
+        scratch.fill_quads(&image, &g, dims);
+        for (kind, p) in [
+            (AffineKind::ShearY, -0.3),
+            (AffineKind::ShearY, -0.11),
+            (AffineKind::ShearY, 0.0),
+            (AffineKind::ShearY, 0.29),
+            (AffineKind::ShearY, 1.7),
+            (AffineKind::Rotate, 0.0),
+            (AffineKind::Rotate, 13.0),
+            (AffineKind::Rotate, -29.9),
+            (AffineKind::Rotate, 170.0),
+        ] {
+            let (a, da) = kind.coeffs(p, dims.h, dims.w);
+            let da = da.map(|v| v as f32);
             let mut taps = TapField::default();
             let mut e: [Vec<f32>; 4] = Default::default();
-            taps.fill_weights(&a, da.map(|v| v as f32), dims, &mut e);
-            assert!(e[1].iter().chain(&e[3]).all(|&v| v == 0.0), "p {p}");
-            let (pads, pw) = (&scratch.pads, taps.pw);
-            let two = channel_dp3::<true>(pads, pl, pw, &taps.idx, &e, &g);
-            let four = channel_dp3::<false>(pads, pl, pw, &taps.idx, &e, &g);
+            taps.fill_weights(&a, da, dims, &mut e);
+            let (quad, gquad, pw) = (&scratch.quad, &scratch.gquad, taps.pw);
+            let four = quad_dp::<false>(quad, pw, &taps.idx, &e, gquad);
+            let want = tap_field_dp(&a, da, &scratch.pads, dims, &g) as f32;
             assert!(
-                (two - four).abs() <= 1e-5 * (1.0 + four.abs()),
-                "p {p}: {two} vs {four}"
+                (four - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{kind:?} p {p}: {four} vs {want}"
             );
+            if kind == AffineKind::ShearY {
+                assert!(e[1].iter().chain(&e[3]).all(|&v| v == 0.0), "p {p}");
+                let two = quad_dp::<true>(quad, pw, &taps.idx, &e, gquad);
+                assert!(
+                    (two - four).abs() <= 1e-5 * (1.0 + four.abs()),
+                    "p {p}: {two} vs {four}"
+                );
+            }
         }
     }
 
