@@ -449,185 +449,103 @@ impl TapField {
     }
 }
 
-/// A nearest-sampling table: per output pixel, its source index in the zero-padded plane
-/// (`OUTSIDE` for fill); per output row, `(lo, hi, q)` where the row's pixels `lo..hi` read
-/// `q..q + hi - lo` consecutively and the rest are fill (every row of shear_x and of the
-/// translations), so that row is a copy instead of a gather.
+/// A nearest-sampling table: per output pixel, its source pixel as an index into the image
+/// plane (`FILL`, which is past any plane, for fill); per output row, `(lo, hi, s)` where the
+/// row's pixels `lo..hi` read `s..s + hi - lo` consecutively and the rest are fill (every row of
+/// shear_x and of the translations), so that row is a copy instead of a gather. The ops read and
+/// write the image planes directly: no padded copy, no padded gradient to copy back.
 struct NearestTable {
     idx: Vec<u32>,
     runs: Vec<Option<(usize, usize, usize)>>,
     /// The image shape the indices are for (a cached table is reused only for this shape).
     dims: (usize, usize),
-    /// Whether every row is a run (shear_x and the translations): then the op reads and writes
-    /// the unpadded image directly ([`NearestTable::runs_unpadded`]).
-    all_runs: bool,
 }
+
+/// A [`NearestTable`] entry for an output pixel filled with 0 (no plane is this large:
+/// `fits_kernel_indices`).
+const FILL: u32 = u32::MAX;
 
 impl NearestTable {
     fn new(idx: Vec<u32>, dims: ImageDims) -> Self {
-        let runs: Vec<Option<(usize, usize, usize)>> = idx
-            .chunks_exact(dims.w)
+        let runs = idx
+            .chunks_exact(dims.w.max(1))
             .map(|row| {
-                let Some(lo) = row.iter().position(|&q| q != OUTSIDE) else {
+                let Some(lo) = row.iter().position(|&q| q != FILL) else {
                     return Some((0, 0, 0));
                 };
-                let hi = row
-                    .iter()
-                    .rposition(|&q| q != OUTSIDE)
-                    .map_or(lo, |i| i + 1);
-                let q = row[lo] as usize;
+                let hi = row.iter().rposition(|&q| q != FILL).map_or(lo, |i| i + 1);
+                let s = row[lo] as usize;
                 row[lo..hi]
                     .iter()
                     .enumerate()
-                    .all(|(j, &t)| t as usize == q + j)
-                    .then_some((lo, hi, q))
+                    .all(|(j, &t)| t as usize == s + j)
+                    .then_some((lo, hi, s))
             })
             .collect();
-        let all_runs = runs.iter().all(Option::is_some);
         Self {
             idx,
             runs,
             dims: (dims.h, dims.w),
-            all_runs,
         }
     }
 
-    /// For a table whose rows are all runs: per output row `(lo, hi, s)`, where the row's pixels
-    /// `lo..hi` are the unpadded plane's `s..s + hi - lo` and the rest fill.
-    fn runs_unpadded(&self, dims: ImageDims) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        let pw = dims.w + 2;
-        self.runs.iter().map(move |run| match *run {
-            // a padded interior index q is pixel (q / pw - 1, q % pw - 1)
-            Some((lo, hi, q)) if hi > lo => (lo, hi, (q / pw - 1) * dims.w + q % pw - 1),
-            _ => (0, 0, 0),
-        })
+    /// Per output row: its table entries and its run, if it is one.
+    fn rows(&self, w: usize) -> impl Iterator<Item = (&[u32], Option<(usize, usize, usize)>)> {
+        self.idx
+            .chunks_exact(w.max(1))
+            .zip(self.runs.iter().copied())
     }
 
-    /// `dst = out` of one channel read from its unpadded plane `src` (a table of runs only).
-    fn gather_unpadded(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
-        for (d, (lo, hi, s)) in dst.chunks_exact_mut(dims.w).zip(self.runs_unpadded(dims)) {
-            d[..lo].fill(0.0);
-            d[lo..hi].copy_from_slice(&src[s..s + hi - lo]);
-            d[hi..].fill(0.0);
+    /// `dst = out` of one channel, read from its plane `src`.
+    fn gather(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
+        let src = &src[..dims.plane()];
+        for ((row, run), d) in self.rows(dims.w).zip(dst.chunks_exact_mut(dims.w)) {
+            match run {
+                Some((lo, hi, s)) => {
+                    d[..lo].fill(0.0);
+                    d[lo..hi].copy_from_slice(&src[s..s + hi - lo]);
+                    d[hi..].fill(0.0);
+                }
+                None => {
+                    for (d, &q) in d.iter_mut().zip(row) {
+                        *d = src.get(q as usize).copied().unwrap_or(0.0);
+                    }
+                }
+            }
         }
     }
 
-    /// `grad_src += scale * g` through the table, into one channel's unpadded plane (a table of
-    /// runs only); returns `sum(g * out)` with `out` read from `src`.
-    fn scatter_dot_unpadded(
+    /// `grad_src += scale * g` through the table, into one channel's plane; returns
+    /// `sum(g * out)` with `out` read from the plane `src` in the same pass when `src` is given
+    /// (else 0).
+    fn scatter_dot(
         &self,
-        src: &[f32],
+        src: Option<&[f32]>,
         g: &[f32],
         scale: f32,
         dims: ImageDims,
         grad_src: &mut [f32],
     ) -> f32 {
-        let mut total = 0f32;
-        for (gr, (lo, hi, s)) in g.chunks_exact(dims.w).zip(self.runs_unpadded(dims)) {
-            let (gr, x) = (&gr[lo..hi], &src[s..s + hi - lo]);
-            for (d, &gv) in grad_src[s..s + hi - lo].iter_mut().zip(gr) {
-                *d += scale * gv;
-            }
-            total += crate::kernel::dot(gr, x);
-        }
-        total
-    }
-
-    /// `dst = out` of one channel, from its padded plane.
-    fn gather(&self, pad: &[f32], dims: ImageDims, dst: &mut [f32]) {
-        for ((row, d), run) in self
-            .idx
-            .chunks_exact(dims.w)
-            .zip(dst.chunks_exact_mut(dims.w))
-            .zip(&self.runs)
-        {
-            match *run {
-                Some((lo, hi, q)) => {
-                    d[..lo].fill(0.0);
-                    d[lo..hi].copy_from_slice(&pad[q..q + hi - lo]);
-                    d[hi..].fill(0.0);
-                }
-                None => {
-                    for (d, &q) in d.iter_mut().zip(row) {
-                        // SAFETY: table entries index a padded plane of this size
-                        *d = unsafe { *pad.get_unchecked(q as usize) };
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`NearestTable::scatter_dot`] without the dot, for three channels at once (`g` and `grads` hold the three
-    /// planes back to back, `pl` apart in `grads`): the gather rows load each index once.
-    fn scatter3(&self, g: &[f32], scale: f32, dims: ImageDims, grads: &mut [f32], pl: usize) {
         let plane = dims.plane();
-        let (ga, rest) = grads.split_at_mut(pl);
-        let (gb, gc) = rest.split_at_mut(pl);
-        let (ga, gb, gc) = (&mut ga[..pl], &mut gb[..pl], &mut gc[..pl]);
-        for (y, (row, run)) in self.idx.chunks_exact(dims.w).zip(&self.runs).enumerate() {
-            let r = y * dims.w..(y + 1) * dims.w;
-            let (g0, g1, g2) = (
-                &g[r.clone()],
-                &g[plane + r.start..plane + r.end],
-                &g[2 * plane + r.start..2 * plane + r.end],
-            );
-            match *run {
-                Some((lo, hi, q)) => {
-                    for (dst, src) in [(&mut *ga, g0), (&mut *gb, g1), (&mut *gc, g2)] {
-                        for (d, &gv) in dst[q..q + hi - lo].iter_mut().zip(&src[lo..hi]) {
-                            *d += scale * gv;
-                        }
-                    }
-                }
-                None => {
-                    for (x, &q) in row.iter().enumerate() {
-                        let q = q as usize;
-                        // SAFETY: table entries index a padded plane of this size
-                        unsafe {
-                            *ga.get_unchecked_mut(q) += scale * g0[x];
-                            *gb.get_unchecked_mut(q) += scale * g1[x];
-                            *gc.get_unchecked_mut(q) += scale * g2[x];
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `grad_pad += scale * g` through the table (one channel), and `sum(g * out)` with `out`
-    /// read from the padded plane `pad` in the same pass when `pad` is given (else 0).
-    fn scatter_dot(
-        &self,
-        pad: Option<&[f32]>,
-        g: &[f32],
-        scale: f32,
-        dims: ImageDims,
-        grad_pad: &mut [f32],
-    ) -> f32 {
+        let (grad_src, src) = (&mut grad_src[..plane], src.map(|x| &x[..plane]));
         let mut total = 0f32;
-        for ((row, gr), run) in self
-            .idx
-            .chunks_exact(dims.w)
-            .zip(g.chunks_exact(dims.w))
-            .zip(&self.runs)
-        {
-            total += match *run {
-                Some((lo, hi, q)) => {
+        for ((row, run), gr) in self.rows(dims.w).zip(g.chunks_exact(dims.w)) {
+            total += match run {
+                Some((lo, hi, s)) => {
                     let gr = &gr[lo..hi];
-                    for (d, &gv) in grad_pad[q..q + hi - lo].iter_mut().zip(gr) {
+                    for (d, &gv) in grad_src[s..s + hi - lo].iter_mut().zip(gr) {
                         *d += scale * gv;
                     }
-                    pad.map_or(0.0, |pad| crate::kernel::dot(gr, &pad[q..q + hi - lo]))
+                    src.map_or(0.0, |x| crate::kernel::dot(gr, &x[s..s + hi - lo]))
                 }
                 None => {
                     let mut acc = [0f32; 8];
                     for (x, (&q, &gv)) in row.iter().zip(gr).enumerate() {
-                        // SAFETY: table entries index a padded plane of this size
-                        unsafe {
-                            *grad_pad.get_unchecked_mut(q as usize) += scale * gv;
-                            if let Some(pad) = pad {
-                                acc[x % 8] += gv * *pad.get_unchecked(q as usize);
-                            }
+                        if let Some(d) = grad_src.get_mut(q as usize) {
+                            *d += scale * gv;
+                        }
+                        if let Some(x_src) = src {
+                            acc[x % 8] += gv * x_src.get(q as usize).copied().unwrap_or(0.0);
                         }
                     }
                     acc.iter().sum()
@@ -637,60 +555,53 @@ impl NearestTable {
         total
     }
 
-    /// `sum(grad_out * out)` over the three channels of [`Scratch::fill_quads`]'s quads.
-    fn quad_dot(&self, quad: &[f32], gquad: &[f32], dims: ImageDims) -> f32 {
-        let w = dims.w;
-        let mut acc = [0f32; 4];
-        for (y, (row, run)) in self.idx.chunks_exact(w).zip(&self.runs).enumerate() {
-            let gq = &gquad[4 * y * w..4 * (y + 1) * w];
-            match *run {
-                Some((lo, hi, q)) => {
-                    let (a, b) = (&quad[4 * q..4 * (q + hi - lo)], &gq[4 * lo..4 * hi]);
-                    for (a, b) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-                        for l in 0..4 {
-                            acc[l] += a[l] * b[l];
+    /// [`NearestTable::scatter_dot`] without the dot, for three channels at once (`g` and
+    /// `grad_src` hold the three planes back to back): the gather rows load each index once.
+    fn scatter3(&self, g: &[f32], scale: f32, dims: ImageDims, grad_src: &mut [f32]) {
+        let plane = dims.plane();
+        let (ga, rest) = grad_src.split_at_mut(plane);
+        let (gb, gc) = rest.split_at_mut(plane);
+        let (ga, gb, gc) = (&mut ga[..plane], &mut gb[..plane], &mut gc[..plane]);
+        for (y, (row, run)) in self.rows(dims.w).enumerate() {
+            let r = y * dims.w..(y + 1) * dims.w;
+            let (g0, g1, g2) = (
+                &g[r.clone()],
+                &g[plane + r.start..plane + r.end],
+                &g[2 * plane + r.start..2 * plane + r.end],
+            );
+            match run {
+                Some((lo, hi, s)) => {
+                    for (dst, src) in [(&mut *ga, g0), (&mut *gb, g1), (&mut *gc, g2)] {
+                        for (d, &gv) in dst[s..s + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                            *d += scale * gv;
                         }
                     }
                 }
                 None => {
-                    for (&q, b) in row.iter().zip(gq.chunks_exact(4)) {
-                        let a = &quad[4 * q as usize..4 * q as usize + 4];
-                        for l in 0..4 {
-                            acc[l] += a[l] * b[l];
+                    for (x, &q) in row.iter().enumerate() {
+                        let q = q as usize;
+                        if q < plane {
+                            ga[q] += scale * g0[x];
+                            gb[q] += scale * g1[x];
+                            gc[q] += scale * g2[x];
                         }
                     }
                 }
             }
         }
-        acc.iter().sum()
     }
 
-    /// `sum(grad_out * out)` over every channel, from the image's padded planes.
-    fn image_dot(&self, pads: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
-        let (plane, pl) = (dims.plane(), padded_len(dims));
-        pads.chunks_exact(pl)
-            .zip(grad_out.chunks_exact(plane))
-            .map(|(pad, g)| self.dot(pad, g, dims))
-            .sum()
-    }
-
-    /// `sum(g * out)` of one channel.
-    fn dot(&self, pad: &[f32], g: &[f32], dims: ImageDims) -> f32 {
+    /// `sum(g * out)` of one channel, with `out` read from its plane `src`.
+    fn dot(&self, src: &[f32], g: &[f32], dims: ImageDims) -> f32 {
+        let src = &src[..dims.plane()];
         let mut total = 0f32;
-        for ((row, gr), run) in self
-            .idx
-            .chunks_exact(dims.w)
-            .zip(g.chunks_exact(dims.w))
-            .zip(&self.runs)
-        {
-            total += match *run {
-                Some((lo, hi, q)) => crate::kernel::dot(&gr[lo..hi], &pad[q..q + hi - lo]),
+        for ((row, run), gr) in self.rows(dims.w).zip(g.chunks_exact(dims.w)) {
+            total += match run {
+                Some((lo, hi, s)) => crate::kernel::dot(&gr[lo..hi], &src[s..s + hi - lo]),
                 None => {
-                    let w = row.len();
-                    let gr = &gr[..w];
-                    // SAFETY: table entries index a padded plane of this size
-                    sum8(w, |x| {
-                        gr[x] * unsafe { *pad.get_unchecked(row[x] as usize) }
+                    let gr = &gr[..row.len()];
+                    sum8(row.len(), |x| {
+                        gr[x] * src.get(row[x] as usize).copied().unwrap_or(0.0)
                     })
                 }
             };
@@ -699,12 +610,13 @@ impl NearestTable {
     }
 }
 
-/// `sum(grad_out * out)` for the nearest-sampled output `out[c][o] = pad_c[table[o]]`.
+/// `sum(grad_out * out)` over every channel for the nearest-sampled output of `table`.
 fn nearest_dot(table: &NearestTable, src: &[f32], dims: ImageDims, grad_out: &[f32]) -> f32 {
-    with_scratch(|scratch| {
-        scratch.pad(src, dims);
-        table.image_dot(&scratch.pads, dims, grad_out)
-    })
+    let plane = dims.plane();
+    src.chunks_exact(plane)
+        .zip(grad_out.chunks_exact(plane))
+        .map(|(x, g)| table.dot(x, g, dims))
+        .sum()
 }
 
 /// Per-thread buffers of the geometric kernels, reused from image to image: no allocation or
@@ -1053,10 +965,6 @@ unsafe fn taps4(pad: &[f32], i: usize, pw: usize) -> [f32; 4] {
     ]
 }
 
-/// The nearest-index table's entry for an output pixel filled with 0: the padded plane's
-/// first border cell.
-const OUTSIDE: u32 = 0;
-
 struct AffineKernel {
     kind: AffineKind,
     interpolation: Interpolation,
@@ -1088,18 +996,17 @@ impl AffineKernel {
         }
     }
 
-    /// Source pixel of every output pixel, PIL's nearest rule, as an index into the
-    /// zero-padded plane (`OUTSIDE`, a border cell, for fill): gathers and scatters need no
-    /// branch.
+    /// Source pixel of every output pixel, PIL's nearest rule, as an index into the image plane
+    /// (`FILL` for fill).
     fn nearest_table(a: [f64; 6], dims: ImageDims) -> NearestTable {
-        let mut table = vec![OUTSIDE; dims.plane()];
-        let (w, h, pw) = (dims.w as i64, dims.h as i64, dims.w as i64 + 2);
+        let mut table = vec![FILL; dims.plane()];
+        let (w, h) = (dims.w as i64, dims.h as i64);
         match NearestMap::new(a, dims) {
             NearestMap::Fixed(f) => {
                 // PIL's `affine_fixed`: `(f2 + y f1 + x f0) >> 16`; where a row's sums stay well
                 // inside i32 (always for images up to a few thousand pixels), in i32 with an
                 // arithmetic shift (branch-free: the loop vectorizes), else in i64
-                let (wi, hi, pwi) = (w as i32, h as i32, pw as i32);
+                let (wi, hi) = (w as i32, h as i32);
                 let fits = |v: i64| v.abs() < (1 << 30);
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
                     let (xs0, ys0) = (f[2] + y as i64 * f[1], f[5] + y as i64 * f[4]);
@@ -1112,11 +1019,7 @@ impl AffineKernel {
                         for t in row.iter_mut() {
                             let (xi, yi) = (xs >> 16, ys >> 16);
                             let inside = (xi >= 0) & (yi >= 0) & (xi < wi) & (yi < hi);
-                            *t = if inside {
-                                ((yi + 1) * pwi + xi + 1) as u32
-                            } else {
-                                OUTSIDE
-                            };
+                            *t = if inside { (yi * wi + xi) as u32 } else { FILL };
                             xs = xs.wrapping_add(fx);
                             ys = ys.wrapping_add(fy);
                         }
@@ -1126,7 +1029,7 @@ impl AffineKernel {
                     for t in row.iter_mut() {
                         let (xi, yi) = (xs >> 16, ys >> 16);
                         if xi >= 0 && yi >= 0 && xi < w && yi < h {
-                            *t = ((yi + 1) * pw + xi + 1) as u32;
+                            *t = (yi * w + xi) as u32;
                         }
                         xs += f[0];
                         ys += f[3];
@@ -1136,7 +1039,7 @@ impl AffineKernel {
             NearestMap::Float(a) => {
                 // PIL's `COORD`: `u = a0 X + a1 Y + a2` in doubles, truncated, fill below 0
                 // (branch-free: the loop vectorizes)
-                let (wf, hf, pwi) = (dims.w as f64, dims.h as f64, pw as i32);
+                let (wf, hf, wi) = (dims.w as f64, dims.h as f64, dims.w as i32);
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
                     let yy = y as f64 + 0.5;
                     for (x, t) in row.iter_mut().enumerate() {
@@ -1151,11 +1054,7 @@ impl AffineKernel {
                                 v.max(0.0).min(hf).to_int_unchecked::<i32>(),
                             )
                         };
-                        *t = if inside {
-                            ((yi + 1) * pwi + xi + 1) as u32
-                        } else {
-                            OUTSIDE
-                        };
+                        *t = if inside { (yi * wi + xi) as u32 } else { FILL };
                     }
                 }
             }
@@ -1183,11 +1082,10 @@ impl AffineKernel {
         let bilinear = self.interpolation == Interpolation::Bilinear;
         let table = (!bilinear).then(|| self.take_table(index, magnitude, a, dims));
         let pl = padded_len(dims);
-        // a table of runs only scatters straight into grad_src (and reads the output's dot from
-        // src); otherwise the image gradient goes through zero-padded planes (the border dropped)
-        let direct = table.as_ref().is_some_and(|t| t.all_runs);
         with_scratch(|scratch| {
-            if !direct {
+            // nearest sampling scatters straight into grad_src (and reads the output's dot from
+            // src); bilinear sampling goes through zero-padded planes (the border dropped)
+            if bilinear {
                 if !scratch.grads_zero {
                     scratch.grads.clear();
                 }
@@ -1196,54 +1094,37 @@ impl AffineKernel {
             }
             // the straight-through estimate is d out / d m = 1 itself, not a derivative in p
             let straight_through = !bilinear && self.estimator == Estimator::StraightThrough;
-            // rotate and shear_y under nearest sampling, three channels: the surrogate and the
-            // output's dot read channel-interleaved quads instead of padded planes
+            // rotate and shear_y under nearest sampling, three channels: the surrogate reads
+            // channel-interleaved quads instead of padded planes
             let quads = !bilinear
                 && !straight_through
                 && dims.c == 3
                 && matches!(self.kind, AffineKind::Rotate | AffineKind::ShearY);
             if quads {
                 scratch.fill_quads(src, grad_out, dims);
-            } else if (out_dot.is_some() && !direct) || !straight_through {
+            } else if !straight_through {
                 scratch.pad(src, dims);
             }
-            if let (Some(table), true) = (&table, direct) {
-                let planes = src
-                    .chunks_exact(plane)
-                    .zip(grad_out.chunks_exact(plane))
-                    .zip(grad_src.chunks_exact_mut(plane));
-                let dot: f32 = planes
-                    .map(|((x, g), gs)| table.scatter_dot_unpadded(x, g, scale, dims, gs))
-                    .sum();
-                if let Some(d) = out_dot {
-                    *d = dot;
-                }
-            } else if let Some(table) = &table {
-                let Scratch {
-                    pads,
-                    grads,
-                    quad,
-                    gquad,
-                    ..
-                } = &mut *scratch;
-                let planes = grad_out.chunks_exact(plane).zip(grads.chunks_exact_mut(pl));
+            if let Some(table) = &table {
                 match out_dot {
-                    Some(d) if quads => {
-                        table.scatter3(grad_out, scale, dims, grads, pl);
-                        *d = table.quad_dot(quad, gquad, dims);
-                    }
-                    // the weight gradient of a mixture: sum(grad_out * out), out gathered by
+                    None if dims.c == 3 => table.scatter3(grad_out, scale, dims, grad_src),
+                    // with the weight gradient of a mixture, sum(grad_out * out), out gathered by
                     // the table, in the same pass as the scatter
-                    Some(d) => {
-                        *d = planes
-                            .zip(pads.chunks_exact(pl))
-                            .map(|((g, gp), pad)| table.scatter_dot(Some(pad), g, scale, dims, gp))
+                    _ => {
+                        let planes = grad_out
+                            .chunks_exact(plane)
+                            .zip(grad_src.chunks_exact_mut(plane))
+                            .zip(src.chunks_exact(plane));
+                        let with_dot = out_dot.is_some();
+                        let dot: f32 = planes
+                            .map(|((g, gs), x)| {
+                                table.scatter_dot(with_dot.then_some(x), g, scale, dims, gs)
+                            })
                             .sum();
+                        if let Some(d) = out_dot {
+                            *d = dot;
+                        }
                     }
-                    None if dims.c == 3 => table.scatter3(grad_out, scale, dims, grads, pl),
-                    None => planes.for_each(|(g, gp)| {
-                        table.scatter_dot(None, g, scale, dims, gp);
-                    }),
                 }
             }
             let axis = if bilinear || straight_through {
@@ -1311,7 +1192,7 @@ impl AffineKernel {
             // the interior goes to grad_src and is zeroed in the same pass, then the border
             // (where fill pixels and edge taps scattered) is zeroed: grads is all zero again
             let pw = dims.w + 2;
-            if !direct {
+            if bilinear {
                 for (gp, gs) in scratch
                     .grads
                     .chunks_exact_mut(pl)
@@ -1370,23 +1251,8 @@ impl ImageKernel for AffineKernel {
         match self.interpolation {
             Interpolation::Nearest => {
                 let table = Self::nearest_table(a, dims);
-                if table.all_runs {
-                    // row copies straight from the image: no padded copy needed
-                    for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
-                        table.gather_unpadded(s, dims, d);
-                    }
-                } else {
-                    with_scratch(|scratch| {
-                        scratch.pad(src, dims);
-                        let pl = padded_len(dims);
-                        for (pad, d) in scratch
-                            .pads
-                            .chunks_exact(pl)
-                            .zip(dst.chunks_exact_mut(plane))
-                        {
-                            table.gather(pad, dims, d);
-                        }
-                    });
+                for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
+                    table.gather(s, dims, d);
                 }
                 if let Some(slot) = self.tables.get(index) {
                     if let Ok(mut slot) = slot.lock() {
