@@ -515,6 +515,42 @@ impl NearestTable {
         }
     }
 
+    /// [`NearestTable::gather`] of three channels at once (`src` and `dst` hold the three
+    /// planes back to back): the gather rows load each index once.
+    fn gather3(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
+        let plane = dims.plane();
+        let (s0, s1, s2) = (
+            &src[..plane],
+            &src[plane..2 * plane],
+            &src[2 * plane..3 * plane],
+        );
+        let (d0, rest) = dst.split_at_mut(plane);
+        let (d1, d2) = rest.split_at_mut(plane);
+        for (y, (row, run)) in self.rows(dims.w).enumerate() {
+            let r = y * dims.w..(y + 1) * dims.w;
+            let (d0, d1, d2) = (&mut d0[r.clone()], &mut d1[r.clone()], &mut d2[r]);
+            match run {
+                Some((lo, hi, s)) => {
+                    for (d, x) in [(d0, s0), (d1, s1), (d2, s2)] {
+                        d[..lo].fill(0.0);
+                        d[lo..hi].copy_from_slice(&x[s..s + hi - lo]);
+                        d[hi..].fill(0.0);
+                    }
+                }
+                None => {
+                    for (x, &q) in row.iter().enumerate() {
+                        let q = q as usize;
+                        (d0[x], d1[x], d2[x]) = if q < plane {
+                            (s0[q], s1[q], s2[q])
+                        } else {
+                            (0.0, 0.0, 0.0)
+                        };
+                    }
+                }
+            }
+        }
+    }
+
     /// `grad_src += scale * g` through the table, into one channel's plane; returns
     /// `sum(g * out)` with `out` read from the plane `src` in the same pass when `src` is given
     /// (else 0).
@@ -1251,8 +1287,12 @@ impl ImageKernel for AffineKernel {
         match self.interpolation {
             Interpolation::Nearest => {
                 let table = Self::nearest_table(a, dims);
-                for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
-                    table.gather(s, dims, d);
+                if dims.c == 3 {
+                    table.gather3(src, dims, dst);
+                } else {
+                    for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
+                        table.gather(s, dims, d);
+                    }
                 }
                 if let Some(slot) = self.tables.get(index) {
                     if let Ok(mut slot) = slot.lock() {
