@@ -357,11 +357,12 @@ fn posterize_bits(m: f32) -> u32 {
 /// The u8 level of `x` (round half up, clamped).
 #[inline]
 #[allow(clippy::manual_clamp)] // `clamp` keeps NaN; `max` then `min` maps it to 0
-fn level(x: f32) -> u32 {
+fn level(x: f32) -> i32 {
     // Truncation is floor for the non-negative argument; NaN maps to 0 (`max` drops it).
     let v = (x * 255.0 + 0.5).max(0.0).min(255.0);
-    // SAFETY: v is finite and in [0, 255] (an unchecked cast, unlike `as`, vectorizes)
-    unsafe { v.to_int_unchecked::<u32>() }
+    // SAFETY: v is finite and in [0, 255] (an unchecked cast, unlike `as`, vectorizes; to i32,
+    // not u32, because x86-64 before AVX-512 converts only signed integers in one instruction)
+    unsafe { v.to_int_unchecked::<i32>() }
 }
 
 /// PIL's equalize LUT for one channel from its u8 levels, or `None` when PIL leaves the channel
