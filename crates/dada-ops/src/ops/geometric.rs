@@ -576,12 +576,23 @@ impl NearestTable {
                 }
                 None => {
                     let mut acc = [0f32; 8];
-                    for (x, (&q, &gv)) in row.iter().zip(gr).enumerate() {
-                        if let Some(d) = grad_src.get_mut(q as usize) {
-                            *d += scale * gv;
+                    let pixels = row.iter().zip(gr).enumerate();
+                    match src {
+                        Some(x_src) => {
+                            for (x, (&q, &gv)) in pixels {
+                                let q = q as usize;
+                                if q < plane {
+                                    grad_src[q] += scale * gv;
+                                    acc[x % 8] += gv * x_src[q];
+                                }
+                            }
                         }
-                        if let Some(x_src) = src {
-                            acc[x % 8] += gv * x_src.get(q as usize).copied().unwrap_or(0.0);
+                        None => {
+                            for (_, (&q, &gv)) in pixels {
+                                if let Some(d) = grad_src.get_mut(q as usize) {
+                                    *d += scale * gv;
+                                }
+                            }
                         }
                     }
                     acc.iter().sum()
