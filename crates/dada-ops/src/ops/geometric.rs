@@ -470,16 +470,18 @@ impl NearestTable {
         let runs = idx
             .chunks_exact(dims.w.max(1))
             .map(|row| {
+                // vectorizable passes (no early exit but the first one, which is short): a row
+                // is a run when its `count` inside pixels start at `lo` and read consecutively
+                let count = row.iter().filter(|&&q| q != FILL).count();
                 let Some(lo) = row.iter().position(|&q| q != FILL) else {
                     return Some((0, 0, 0));
                 };
-                let hi = row.iter().rposition(|&q| q != FILL).map_or(lo, |i| i + 1);
-                let s = row[lo] as usize;
-                row[lo..hi]
+                let (hi, s) = (lo + count, row[lo]);
+                let consecutive = row[lo..hi]
                     .iter()
-                    .enumerate()
-                    .all(|(j, &t)| t as usize == s + j)
-                    .then_some((lo, hi, s))
+                    .zip(s..)
+                    .fold(true, |ok, (&t, want)| ok & (t == want));
+                consecutive.then_some((lo, hi, s as usize))
             })
             .collect();
         Self {
@@ -1087,6 +1089,28 @@ impl AffineKernel {
                 // PIL's `COORD`: `u = a0 X + a1 Y + a2` in doubles, truncated, fill below 0
                 // (branch-free: the loop vectorizes)
                 let (wf, hf, wi) = (dims.w as f64, dims.h as f64, dims.w as i32);
+                if a[1] == 0.0 && a[3] == 0.0 {
+                    // u depends on x alone and v on y alone (the translations): the columns'
+                    // sources once, then each row's. `a1 Y` is a zero of a1's sign for every
+                    // pixel centre Y > 0, so `a1 * 0.5` gives the same sums bit for bit.
+                    let cols: Vec<Option<i32>> = (0..dims.w)
+                        .map(|x| {
+                            let u = a[0] * (x as i32 as f64 + 0.5) + a[1] * 0.5 + a[2];
+                            ((u >= 0.0) & (u < wf)).then(|| u as i32)
+                        })
+                        .collect();
+                    for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
+                        let v = a[3] * 0.5 + a[4] * (y as i32 as f64 + 0.5) + a[5];
+                        if !((v >= 0.0) & (v < hf)) {
+                            continue; // left as fill
+                        }
+                        let base = v as i32 * wi;
+                        for (t, c) in row.iter_mut().zip(&cols) {
+                            *t = c.map_or(FILL, |xi| (base + xi) as u32);
+                        }
+                    }
+                    return NearestTable::new(table, dims);
+                }
                 for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
                     let yy = y as f64 + 0.5;
                     for (x, t) in row.iter_mut().enumerate() {
