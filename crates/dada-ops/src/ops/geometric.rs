@@ -578,10 +578,10 @@ impl NearestTable {
                 }
                 None => {
                     let mut acc = [0f32; 8];
-                    let pixels = row.iter().zip(gr).enumerate();
+                    let pixels = row.iter().zip(gr);
                     match src {
                         Some(x_src) => {
-                            for (x, (&q, &gv)) in pixels {
+                            for (x, (&q, &gv)) in pixels.enumerate() {
                                 let q = q as usize;
                                 if q < plane {
                                     grad_src[q] += scale * gv;
@@ -590,7 +590,7 @@ impl NearestTable {
                             }
                         }
                         None => {
-                            for (_, (&q, &gv)) in pixels {
+                            for (&q, &gv) in pixels {
                                 if let Some(d) = grad_src.get_mut(q as usize) {
                                     *d += scale * gv;
                                 }
@@ -1096,7 +1096,7 @@ impl AffineKernel {
                     let cols: Vec<Option<i32>> = (0..dims.w)
                         .map(|x| {
                             let u = a[0] * (x as i32 as f64 + 0.5) + a[1] * 0.5 + a[2];
-                            ((u >= 0.0) & (u < wf)).then(|| u as i32)
+                            ((u >= 0.0) & (u < wf)).then_some(u as i32)
                         })
                         .collect();
                     for (y, row) in table.chunks_exact_mut(dims.w).enumerate() {
