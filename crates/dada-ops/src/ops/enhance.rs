@@ -174,6 +174,22 @@ pub(crate) fn sum8_pair(n: usize, mut f: impl FnMut(usize) -> (f32, f32)) -> (f3
 #[inline(always)]
 fn add_lanes(acc: &mut [f32; 8], block: &[f32]) {
     let mut chunks = block.chunks_exact(8);
+    // LLVM keeps the eight lanes as eight scalar sums; with AVX, one vector does all eight
+    // (the same additions in the same order, so the same results)
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+    {
+        use std::arch::x86_64::{_mm256_add_ps, _mm256_loadu_ps, _mm256_storeu_ps};
+        // SAFETY: AVX is enabled at compile time; each load reads one chunk's eight floats and
+        // the store writes `acc`'s eight
+        unsafe {
+            let mut v = _mm256_loadu_ps(acc.as_ptr());
+            for c in &mut chunks {
+                v = _mm256_add_ps(v, _mm256_loadu_ps(c.as_ptr()));
+            }
+            _mm256_storeu_ps(acc.as_mut_ptr(), v);
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
     for c in &mut chunks {
         for l in 0..8 {
             acc[l] += c[l];
