@@ -677,7 +677,7 @@ struct Scratch {
     e: [Vec<f32>; 4],
     /// Every channel of the current image, zero-padded (see [`Scratch::pad`]).
     pads: Vec<f32>,
-    /// The image gradient of the current image in zero-padded planes.
+    /// The image gradient of the current image in zero-padded planes (bilinear sampling).
     grads: Vec<f32>,
     /// A three-channel image, zero-padded, as one quad per padded pixel (see [`quad_dp`]).
     quad: Vec<f32>,
