@@ -498,74 +498,90 @@ impl NearestTable {
             .zip(self.runs.iter().copied())
     }
 
-    /// `dst = out` of one channel, read from its plane `src`.
-    fn gather(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
-        let src = &src[..dims.plane()];
-        for ((row, run), d) in self.rows(dims.w).zip(dst.chunks_exact_mut(dims.w)) {
+    /// `dst = out` of `N` channels (`src` and `dst` hold the `N` planes back to back), each
+    /// row's indices loaded once for all of them.
+    fn gather<const N: usize>(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
+        let (w, plane) = (dims.w, dims.plane());
+        let srcs: [&[f32]; N] = std::array::from_fn(|c| &src[c * plane..(c + 1) * plane]);
+        let mut planes = dst.chunks_exact_mut(plane);
+        let mut dsts: [&mut [f32]; N] =
+            std::array::from_fn(|_| planes.next().expect("N output planes"));
+        for (y, (row, run)) in self.rows(w).enumerate() {
+            let r = y * w..(y + 1) * w;
             match run {
                 Some((lo, hi, s)) => {
-                    d[..lo].fill(0.0);
-                    d[lo..hi].copy_from_slice(&src[s..s + hi - lo]);
-                    d[hi..].fill(0.0);
-                }
-                None => {
-                    for (d, &q) in d.iter_mut().zip(row) {
-                        *d = src.get(q as usize).copied().unwrap_or(0.0);
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`NearestTable::gather`] of three channels at once (`src` and `dst` hold the three
-    /// planes back to back): the gather rows load each index once.
-    fn gather3(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
-        let plane = dims.plane();
-        let (s0, s1, s2) = (
-            &src[..plane],
-            &src[plane..2 * plane],
-            &src[2 * plane..3 * plane],
-        );
-        let (d0, rest) = dst.split_at_mut(plane);
-        let (d1, d2) = rest.split_at_mut(plane);
-        for (y, (row, run)) in self.rows(dims.w).enumerate() {
-            let r = y * dims.w..(y + 1) * dims.w;
-            let (d0, d1, d2) = (&mut d0[r.clone()], &mut d1[r.clone()], &mut d2[r]);
-            match run {
-                Some((lo, hi, s)) => {
-                    for (d, x) in [(d0, s0), (d1, s1), (d2, s2)] {
+                    for (d, x) in dsts.iter_mut().zip(srcs) {
+                        let d = &mut d[r.clone()];
                         d[..lo].fill(0.0);
                         d[lo..hi].copy_from_slice(&x[s..s + hi - lo]);
                         d[hi..].fill(0.0);
                     }
                 }
                 None => {
-                    for (x, &q) in row.iter().enumerate() {
+                    let mut drows = dsts.each_mut().map(|d| &mut d[r.clone()][..row.len()]);
+                    for (o, &q) in row.iter().enumerate() {
                         let q = q as usize;
-                        (d0[x], d1[x], d2[x]) = if q < plane {
-                            (s0[q], s1[q], s2[q])
-                        } else {
-                            (0.0, 0.0, 0.0)
-                        };
+                        for (d, x) in drows.iter_mut().zip(srcs) {
+                            d[o] = if q < plane { x[q] } else { 0.0 };
+                        }
                     }
                 }
             }
         }
     }
 
-    /// `grad_src += scale * g` through the table, into one channel's plane; returns
-    /// `sum(g * out)` with `out` read from the plane `src` in the same pass when `src` is given
-    /// (else 0).
+    /// `grad_src += scale * g` through the table for `N` channels (`g` and `grad_src` hold the
+    /// `N` planes back to back), each row's indices loaded once for all of them.
+    fn scatter<const N: usize>(
+        &self,
+        g: &[f32],
+        scale: f32,
+        dims: ImageDims,
+        grad_src: &mut [f32],
+    ) {
+        let (w, plane) = (dims.w, dims.plane());
+        let gs: [&[f32]; N] = std::array::from_fn(|c| &g[c * plane..(c + 1) * plane]);
+        let mut planes = grad_src.chunks_exact_mut(plane);
+        let mut dsts: [&mut [f32]; N] =
+            std::array::from_fn(|_| planes.next().expect("N gradient planes"));
+        for (y, (row, run)) in self.rows(w).enumerate() {
+            let r = y * w..(y + 1) * w;
+            match run {
+                Some((lo, hi, s)) => {
+                    for (d, g) in dsts.iter_mut().zip(gs) {
+                        let g = &g[r.start + lo..r.start + hi];
+                        for (d, &gv) in d[s..s + hi - lo].iter_mut().zip(g) {
+                            *d += scale * gv;
+                        }
+                    }
+                }
+                None => {
+                    let grows = gs.map(|g| &g[r.clone()][..row.len()]);
+                    for (o, &q) in row.iter().enumerate() {
+                        let q = q as usize;
+                        if q < plane {
+                            for (d, g) in dsts.iter_mut().zip(grows) {
+                                d[q] += scale * g[o];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`NearestTable::scatter`] of one channel, returning `sum(g * out)` with `out` read from
+    /// the plane `src` in the same pass: the weight gradient of a mixture.
     fn scatter_dot(
         &self,
-        src: Option<&[f32]>,
+        src: &[f32],
         g: &[f32],
         scale: f32,
         dims: ImageDims,
         grad_src: &mut [f32],
     ) -> f32 {
         let plane = dims.plane();
-        let (grad_src, src) = (&mut grad_src[..plane], src.map(|x| &x[..plane]));
+        let (grad_src, src) = (&mut grad_src[..plane], &src[..plane]);
         let mut total = 0f32;
         for ((row, run), gr) in self.rows(dims.w).zip(g.chunks_exact(dims.w)) {
             total += match run {
@@ -574,27 +590,15 @@ impl NearestTable {
                     for (d, &gv) in grad_src[s..s + hi - lo].iter_mut().zip(gr) {
                         *d += scale * gv;
                     }
-                    src.map_or(0.0, |x| crate::kernel::dot(gr, &x[s..s + hi - lo]))
+                    crate::kernel::dot(gr, &src[s..s + hi - lo])
                 }
                 None => {
                     let mut acc = [0f32; 8];
-                    let pixels = row.iter().zip(gr);
-                    match src {
-                        Some(x_src) => {
-                            for (x, (&q, &gv)) in pixels.enumerate() {
-                                let q = q as usize;
-                                if q < plane {
-                                    grad_src[q] += scale * gv;
-                                    acc[x % 8] += gv * x_src[q];
-                                }
-                            }
-                        }
-                        None => {
-                            for (&q, &gv) in pixels {
-                                if let Some(d) = grad_src.get_mut(q as usize) {
-                                    *d += scale * gv;
-                                }
-                            }
+                    for (x, (&q, &gv)) in row.iter().zip(gr).enumerate() {
+                        let q = q as usize;
+                        if q < plane {
+                            grad_src[q] += scale * gv;
+                            acc[x % 8] += gv * src[q];
                         }
                     }
                     acc.iter().sum()
@@ -602,42 +606,6 @@ impl NearestTable {
             };
         }
         total
-    }
-
-    /// [`NearestTable::scatter_dot`] without the dot, for three channels at once (`g` and
-    /// `grad_src` hold the three planes back to back): the gather rows load each index once.
-    fn scatter3(&self, g: &[f32], scale: f32, dims: ImageDims, grad_src: &mut [f32]) {
-        let plane = dims.plane();
-        let (ga, rest) = grad_src.split_at_mut(plane);
-        let (gb, gc) = rest.split_at_mut(plane);
-        let (ga, gb, gc) = (&mut ga[..plane], &mut gb[..plane], &mut gc[..plane]);
-        for (y, (row, run)) in self.rows(dims.w).enumerate() {
-            let r = y * dims.w..(y + 1) * dims.w;
-            let (g0, g1, g2) = (
-                &g[r.clone()],
-                &g[plane + r.start..plane + r.end],
-                &g[2 * plane + r.start..2 * plane + r.end],
-            );
-            match run {
-                Some((lo, hi, s)) => {
-                    for (dst, src) in [(&mut *ga, g0), (&mut *gb, g1), (&mut *gc, g2)] {
-                        for (d, &gv) in dst[s..s + hi - lo].iter_mut().zip(&src[lo..hi]) {
-                            *d += scale * gv;
-                        }
-                    }
-                }
-                None => {
-                    for (x, &q) in row.iter().enumerate() {
-                        let q = q as usize;
-                        if q < plane {
-                            ga[q] += scale * g0[x];
-                            gb[q] += scale * g1[x];
-                            gc[q] += scale * g2[x];
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// `sum(g * out)` of one channel, with `out` read from its plane `src`.
@@ -1177,24 +1145,20 @@ impl AffineKernel {
                 scratch.pad(src, dims);
             }
             if let Some(table) = &table {
+                let planes = grad_out.chunks_exact(plane);
                 match out_dot {
-                    None if dims.c == 3 => table.scatter3(grad_out, scale, dims, grad_src),
+                    None if dims.c == 3 => table.scatter::<3>(grad_out, scale, dims, grad_src),
+                    None => planes
+                        .zip(grad_src.chunks_exact_mut(plane))
+                        .for_each(|(g, gs)| table.scatter::<1>(g, scale, dims, gs)),
                     // with the weight gradient of a mixture, sum(grad_out * out), out gathered by
                     // the table, in the same pass as the scatter
-                    _ => {
-                        let planes = grad_out
-                            .chunks_exact(plane)
+                    Some(d) => {
+                        *d = planes
                             .zip(grad_src.chunks_exact_mut(plane))
-                            .zip(src.chunks_exact(plane));
-                        let with_dot = out_dot.is_some();
-                        let dot: f32 = planes
-                            .map(|((g, gs), x)| {
-                                table.scatter_dot(with_dot.then_some(x), g, scale, dims, gs)
-                            })
+                            .zip(src.chunks_exact(plane))
+                            .map(|((g, gs), x)| table.scatter_dot(x, g, scale, dims, gs))
                             .sum();
-                        if let Some(d) = out_dot {
-                            *d = dot;
-                        }
                     }
                 }
             }
@@ -1323,10 +1287,10 @@ impl ImageKernel for AffineKernel {
             Interpolation::Nearest => {
                 let table = Self::nearest_table(a, dims);
                 if dims.c == 3 {
-                    table.gather3(src, dims, dst);
+                    table.gather::<3>(src, dims, dst);
                 } else {
                     for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
-                        table.gather(s, dims, d);
+                        table.gather::<1>(s, dims, d);
                     }
                 }
                 if let Some(slot) = self.tables.get(index) {
