@@ -676,9 +676,7 @@ impl Scratch {
             }
         }
     }
-}
 
-impl Scratch {
     /// The quads of [`quad_dp`]: a three-channel `image` zero-padded into `self.quad` and
     /// `grad_out` into `self.gquad`.
     fn fill_quads(&mut self, image: &[f32], grad_out: &[f32], dims: ImageDims) {
