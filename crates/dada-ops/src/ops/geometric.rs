@@ -502,10 +502,7 @@ impl NearestTable {
     /// row's indices loaded once for all of them.
     fn gather<const N: usize>(&self, src: &[f32], dims: ImageDims, dst: &mut [f32]) {
         let (w, plane) = (dims.w, dims.plane());
-        let srcs: [&[f32]; N] = std::array::from_fn(|c| &src[c * plane..(c + 1) * plane]);
-        let mut planes = dst.chunks_exact_mut(plane);
-        let mut dsts: [&mut [f32]; N] =
-            std::array::from_fn(|_| planes.next().expect("N output planes"));
+        let (srcs, mut dsts) = (planes::<N>(src, plane), planes_mut::<N>(dst, plane));
         for (y, (row, run)) in self.rows(w).enumerate() {
             let r = y * w..(y + 1) * w;
             match run {
@@ -540,10 +537,7 @@ impl NearestTable {
         grad_src: &mut [f32],
     ) {
         let (w, plane) = (dims.w, dims.plane());
-        let gs: [&[f32]; N] = std::array::from_fn(|c| &g[c * plane..(c + 1) * plane]);
-        let mut planes = grad_src.chunks_exact_mut(plane);
-        let mut dsts: [&mut [f32]; N] =
-            std::array::from_fn(|_| planes.next().expect("N gradient planes"));
+        let (gs, mut dsts) = (planes::<N>(g, plane), planes_mut::<N>(grad_src, plane));
         for (y, (row, run)) in self.rows(w).enumerate() {
             let r = y * w..(y + 1) * w;
             match run {
@@ -625,6 +619,17 @@ impl NearestTable {
         }
         total
     }
+}
+
+/// The first `N` planes of `plane` elements of `buf`.
+fn planes<const N: usize>(buf: &[f32], plane: usize) -> [&[f32]; N] {
+    std::array::from_fn(|c| &buf[c * plane..(c + 1) * plane])
+}
+
+/// [`planes`], mutable.
+fn planes_mut<const N: usize>(buf: &mut [f32], plane: usize) -> [&mut [f32]; N] {
+    let mut chunks = buf.chunks_exact_mut(plane);
+    std::array::from_fn(|_| chunks.next().expect("N planes"))
 }
 
 /// `sum(grad_out * out)` over every channel for the nearest-sampled output of `table`.
@@ -915,7 +920,7 @@ fn quad_dp<const VERTICAL: bool>(
         // a TapField index is at most h pw + w, so the quads up to `i + pw + 1` are inside
         // the padded plane of (h + 2) pw quads
         assert!(4 * (i + pw) + 8 <= quad.len());
-        // SAFETY: checked just above (the check is hoisted or cheap next to the loads)
+        // SAFETY: checked just above
         let (t, b): (&[f32; 8], &[f32; 8]) = unsafe {
             (
                 &*(quad.as_ptr().add(4 * i) as *const [f32; 8]),
