@@ -7,7 +7,7 @@ use dada_train::ops::{AugOp, Cutout, CutoutEdge, Interpolation, OpSet, Rotate, S
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::datasets::{auto_source, default_data_dir, ensure_cifar10};
+use crate::datasets::open;
 use crate::flags::{AugmentCmd, ShowcaseCmd};
 use crate::{figures, project_root};
 
@@ -25,7 +25,7 @@ fn op_by_name(name: &str, interp: Interpolation) -> Result<Arc<dyn AugOp>> {
             names.extend(OpSet::tutorial().names());
             names.sort();
             names.dedup();
-            format!("unknown op '{other}'; known ops: {}", names.join(", "))
+            format!("--op '{}': unknown op; known ops: {}", dada_train::error::clip(other), names.join(", "))
         })?,
     };
     Ok(op)
@@ -35,12 +35,12 @@ impl AugmentCmd {
     /// Runs the command.
     pub fn run(self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.magnitude) {
-            bail!("--magnitude must be in [0, 1], got {}", self.magnitude);
+            bail!("--magnitude {}: expected a number in [0, 1]", self.magnitude);
         }
         let interp = match self.interp.as_str() {
             "nearest" => Interpolation::Nearest,
             "bilinear" => Interpolation::Bilinear,
-            other => bail!("unknown --interp '{other}': expected nearest or bilinear"),
+            other => bail!("--interp '{}': expected nearest or bilinear", dada_train::error::clip(other)),
         };
         let op = op_by_name(&self.op, interp)?;
         let img = image::open(&self.input).with_context(|| format!("reading {}", self.input.display()))?.to_rgb8();
@@ -61,7 +61,7 @@ impl AugmentCmd {
             let s = match sign.as_str() {
                 "plus" => 1f32,
                 "minus" => -1f32,
-                other => bail!("unknown --sign '{other}': expected plus or minus"),
+                other => bail!("--sign '{}': expected plus or minus", dada_train::error::clip(other)),
             };
             params.signs = Some(Tensor::new(&[s], &dev)?);
         }
@@ -81,9 +81,14 @@ impl AugmentCmd {
 impl ShowcaseCmd {
     /// Runs the command.
     pub fn run(self) -> Result<()> {
-        let dir = ensure_cifar10(&self.data_dir.clone().unwrap_or_else(default_data_dir), &auto_source(), 0, false)?;
-        let ds = dada_train::data::load_dir(&dir)?;
-        let idx = self.index.min(ds.test.len() - 1);
+        if !(0.0..=1.0).contains(&self.magnitude) {
+            bail!("--magnitude {}: expected a number in [0, 1]", self.magnitude);
+        }
+        let ds = open(&self.data)?;
+        if self.index >= ds.test.len() {
+            bail!("--index {}: the test set has {} images (0..={})", self.index, ds.test.len(), ds.test.len() - 1);
+        }
+        let idx = self.index;
         let (x, _) = ds.test.to_tensors(&[idx], &Device::Cpu)?;
         let out = self.out.clone().unwrap_or_else(|| project_root().join("docs").join("showcase.png"));
         figures::showcase(&out, &x.get(0)?, self.magnitude, self.seed)?;

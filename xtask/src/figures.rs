@@ -1,4 +1,4 @@
-//! The figures a search writes: curves, learned policy analysis, op showcase, CIFAR-10 samples.
+//! The figures a search writes: curves, learned policy analysis, op showcase, dataset samples.
 use std::path::Path;
 
 use anyhow::Result;
@@ -22,7 +22,7 @@ fn one_per_class(set: &ImageSet, n: usize) -> Vec<usize> {
     (0..n).filter_map(|c| set.labels.iter().position(|&l| l as usize == c)).collect()
 }
 
-/// CIFAR-10 samples: two images per class, with class names.
+/// Training samples of the dataset: two images per class (of the first ten), with class names.
 pub fn samples(path: &Path, ds: &BinaryDataset) -> Result<()> {
     let n_classes = ds.meta.classes.len().min(10);
     let mut rows = Vec::new();
@@ -35,7 +35,8 @@ pub fn samples(path: &Path, ds: &BinaryDataset) -> Result<()> {
         let labels = idx.iter().map(|&i| ds.meta.classes[ds.train.labels[i] as usize].clone()).collect();
         rows.push(GridRow { labels, images });
     }
-    plot::image_grid(path, "CIFAR-10 training samples (before augmentation)", &rows, 3)
+    let name = ds.meta.name.as_deref().unwrap_or("dataset");
+    plot::image_grid(path, &format!("{name} training samples (before augmentation)"), &rows, 3)
 }
 
 /// Every op of the paper and tutorial sets at magnitude 0.7 on one real image.

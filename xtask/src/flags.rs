@@ -21,7 +21,7 @@ pub enum Command {
     Search(SearchCmd),
     /// Apply one op to an image file (any size).
     Augment(AugmentCmd),
-    /// Write a PNG grid of every op at one magnitude on a real CIFAR-10 image.
+    /// Write a PNG grid of every op at one magnitude on a real test image of the dataset.
     Showcase(ShowcaseCmd),
     /// Train a classifier from scratch with a fixed policy and report test accuracy.
     Train(TrainCmd),
@@ -38,7 +38,7 @@ pub struct VerifyGradsCmd {
     /// WRN-40-2 are dominated by kinks, even with candle's stock ops), wrn-40-2, resnet18.
     #[arg(long, default_value = "tiny-cnn")]
     pub model: String,
-    /// Images in the batch (real CIFAR-10 test images).
+    /// Images in the batch (real test images of the dataset).
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Model kernels: `fast` (our CPU convolution and BatchNorm) or `stock` (candle's ops).
@@ -53,33 +53,70 @@ pub struct VerifyGradsCmd {
     /// Coordinates checked per parameter group.
     #[arg(long, default_value_t = 6)]
     pub coords: usize,
-    /// Where the dataset lives (default: `<project>/data`).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    /// Dataset flags.
+    #[command(flatten)]
+    pub data: DataFlags,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
-/// `cargo xtask datasets cifar10 [--data-dir DIR] [--from PATH | --download]`.
-#[derive(Debug, Args)]
-pub struct DatasetsCmd {
-    /// Which dataset (only `cifar10`).
-    pub name: String,
-    /// Where to write `cifar-10-batches-bin/` (default: `<project>/data`).
+/// `--data-dir` and `--dataset`: where the data lives and which dataset, for every command
+/// that reads one.
+#[derive(Debug, Args, Clone)]
+pub struct DataFlags {
+    /// The dataset: `cifar10` (default), `cifar100`, `cifar100-coarse`, `svhn`, or a name given
+    /// to `cargo xtask datasets import` [default: cifar10].
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// The data root that holds the datasets (default: `<project>/data`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Import from this ImageFolder directory or archive (`train/<class>/*.jpg`, `test/...`),
-    /// or extract this official `cifar-10-binary.tar.gz`.
+}
+
+impl DataFlags {
+    /// The dataset's name (`cifar10` when none is given).
+    pub fn name(&self) -> &str {
+        self.dataset.as_deref().unwrap_or("cifar10")
+    }
+}
+
+/// `cargo xtask datasets cifar10|cifar100|cifar100-coarse|svhn [--from PATH | --download]`,
+/// `cargo xtask datasets import PATH --name NAME`, `cargo xtask datasets list`.
+///
+/// Nothing already there is replaced without `--force`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cargo xtask datasets cifar10                        the bundled ImageFolder copy, else the official download
+  cargo xtask datasets cifar100 --from cifar-100-binary.tar.gz
+  cargo xtask datasets svhn --from svhn/              the folder with train_32x32.mat and test_32x32.mat
+  cargo xtask datasets import my-images/ --name pets  any ImageFolder: train/<class>/*.jpg, test/<class>/*.jpg
+  cargo xtask datasets list")]
+pub struct DatasetsCmd {
+    /// `cifar10`, `cifar100` (fine labels), `cifar100-coarse`, `svhn`, `import` or `list`.
+    pub what: String,
+    /// With `import`: the ImageFolder directory or archive (.tar.gz, .tgz, .tar).
+    pub path: Option<PathBuf>,
+    /// With `import`: the dataset's name (letters, digits, '-', '_'); it is written to
+    /// `<data-dir>/<name>/`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The data root (default: `<project>/data`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Build from this official file or folder: `cifar-10-binary.tar.gz`,
+    /// `cifar-100-binary.tar.gz` (or their extracted folders), SVHN's folder with
+    /// `train_32x32.mat` and `test_32x32.mat`; for `cifar10`, also an ImageFolder tree or archive.
     #[arg(long, conflicts_with = "download")]
     pub from: Option<PathBuf>,
-    /// Download the official binary release (md5-checked) instead of importing.
+    /// Download the official release (md5-checked).
     #[arg(long)]
     pub download: bool,
-    /// Rebuild even if the data is already there.
+    /// Replace the dataset if it is already there (a folder holding anything else is never
+    /// replaced).
     #[arg(long)]
     pub force: bool,
-    /// Seed of the record order of imported data.
+    /// Seed of the record order of imported images.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -158,12 +195,17 @@ pub struct SearchCmd {
     /// Output folder (default: `<project>/runs/search-<preset>[-quick]-seed<N>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the interrupted run in this output folder.
+    /// Continue the interrupted run in this output folder (with the settings it was started
+    /// with; only --data-dir and --max-memory may be given beside it).
     #[arg(long, conflicts_with_all = ["quick", "out"])]
     pub resume: Option<PathBuf>,
-    /// Where the dataset lives (default: `<project>/data`).
+    /// Refuse to start when the run's estimated peak memory exceeds this (e.g. 8G, 512M);
+    /// default: the memory available (cgroup limit or MemAvailable).
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub max_memory: Option<String>,
+    /// Dataset flags.
+    #[command(flatten)]
+    pub data: DataFlags,
     /// Seed of everything.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -173,16 +215,18 @@ pub struct SearchCmd {
 /// follow fast-autoaugment's `wresnet40x2_cifar10_b512_test.yaml`.
 #[derive(Debug, Args)]
 pub struct TrainCmd {
-    /// none | baseline | cutout | dada:<policy.json> | autoaugment | randaugment:N,M |
-    /// file:<fast-autoaugment.json>.
+    /// none | baseline | cutout | random (the paper policy the search starts from: 105
+    /// sub-policies, p = m = 0.5) | autoaugment | randaugment:N,M | dada:<policy.json> |
+    /// file:<fast-autoaugment.json> | dada-official:cifar10|cifar100|svhn|imagenet (the
+    /// policies the DADA authors published).
     #[arg(long, default_value = "cutout")]
     pub policy: String,
     /// Model: wrn-40-2, wrn-16-2, wrn-28-10, resnet18, tiny-cnn.
     #[arg(long, default_value = "wrn-40-2")]
     pub model: String,
-    /// Training data: `reduced` (4,000 images, stratified) or `full` (all 50,000).
-    #[arg(long, default_value = "full")]
-    pub data: String,
+    /// Training data: `reduced` (4,000 images, stratified) or `full` (all of the training files).
+    #[arg(long = "data", default_value = "full")]
+    pub data_kind: String,
     /// Training images (overrides --data's count).
     #[arg(long)]
     pub n_train: Option<usize>,
@@ -210,12 +254,17 @@ pub struct TrainCmd {
     /// Output folder (default: `<project>/runs/train-<model>-<policy>-<data>-seed<N>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the interrupted run in this output folder.
-    #[arg(long)]
+    /// Continue the interrupted run in this output folder (with the settings it was started
+    /// with; only --data-dir and --max-memory may be given beside it).
+    #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
-    /// Where the dataset lives (default: `<project>/data`).
+    /// Refuse to start when the run's estimated peak memory exceeds this (e.g. 8G, 512M);
+    /// default: the memory available (cgroup limit or MemAvailable).
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub max_memory: Option<String>,
+    /// Dataset flags.
+    #[command(flatten)]
+    pub data: DataFlags,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -251,7 +300,7 @@ pub struct ShowcaseCmd {
     /// Magnitude of every op.
     #[arg(long, default_value_t = 0.7)]
     pub magnitude: f32,
-    /// Which CIFAR-10 test image.
+    /// Which test image of the dataset.
     #[arg(long, default_value_t = 0)]
     pub index: usize,
     /// Output PNG (default: `<project>/docs/showcase.png`).
@@ -260,7 +309,7 @@ pub struct ShowcaseCmd {
     /// Seed of the random parts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Where the dataset lives (default: `<project>/data`).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    /// Dataset flags.
+    #[command(flatten)]
+    pub data: DataFlags,
 }

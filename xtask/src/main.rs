@@ -5,11 +5,13 @@
 //! validated config and calls into `dada-train`, where the work (and its tests) live. xtask
 //! only parses, reports progress and exits with a status.
 mod augment;
+mod check;
 mod datasets;
 mod figures;
 mod plot;
 mod progress;
 mod flags;
+mod runs;
 mod search;
 mod tidy;
 mod train;
@@ -17,7 +19,7 @@ mod verify_grads;
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// The workspace root (paths resolve from here, never from the caller's working directory).
 pub fn project_root() -> PathBuf {
@@ -25,19 +27,49 @@ pub fn project_root() -> PathBuf {
     PathBuf::from(dir).parent().expect("xtask lives one level below the root").to_path_buf()
 }
 
+/// The flags of a subcommand given on the command line (not defaults), as `--name` spells them.
+fn given_flags(matches: &clap::ArgMatches) -> Vec<String> {
+    matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| match id.as_str() {
+            "data_kind" => "data".to_string(),
+            other => other.replace('_', "-"),
+        })
+        .collect()
+}
+
+/// The error and its causes, each printed once (a cause whose text its parent already shows
+/// is left out).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
 fn main() {
-    let cli = flags::Cli::parse();
+    // Negative numbers parse as values, so that their error names the flag.
+    let command = flags::Cli::command().mut_subcommands(|c| c.allow_negative_numbers(true));
+    let matches = command.get_matches();
+    let cli = flags::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = matches.subcommand().map(|(_, m)| given_flags(m)).unwrap_or_default();
     let result = match cli.command {
         flags::Command::Datasets(cmd) => cmd.run(),
-        flags::Command::Search(cmd) => cmd.run(),
+        flags::Command::Search(cmd) => cmd.run(&given),
         flags::Command::Augment(cmd) => cmd.run(),
         flags::Command::Showcase(cmd) => cmd.run(),
-        flags::Command::Train(cmd) => cmd.run(),
+        flags::Command::Train(cmd) => cmd.run(&given),
         flags::Command::VerifyGrads(cmd) => cmd.run(),
         flags::Command::Tidy => tidy::run(),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }
 }

@@ -99,7 +99,7 @@ pub fn bars(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, title: &s
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(k) => labels.get(n - 1 - *k).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(k) => n.checked_sub(1 + *k).and_then(|i| labels.get(i)).cloned().unwrap_or_default(),
             _ => String::new(),
         })
         .draw()

@@ -4,58 +4,81 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle::Device;
-use dada_train::known_policies::{autoaugment_cifar10, randaugment};
+use dada_train::known_policies::{autoaugment_cifar10, dada_official, randaugment, uniform_paper, DADA_OFFICIAL_NAMES};
 use dada_train::policy::PolicyFile;
 use dada_train::train::{TrainConfig, TrainPolicy, TrainRow, Trainer};
 use plotters::prelude::*;
 
-use crate::datasets::{auto_source, default_data_dir, ensure_cifar10};
+use crate::datasets::open;
+use crate::flags::DataFlags;
+use crate::runs;
+use crate::check;
+use dada_train::error::clip;
 use crate::progress::{interrupt_flag, step_bar};
 use crate::flags::TrainCmd;
 use crate::project_root;
 
-/// Parses `none | baseline | cutout | dada:<policy.json> | autoaugment | randaugment:N,M |
-/// file:<fast-autoaugment json>`.
+/// What `--policy` accepts, for messages.
+const POLICIES: &str = "none, baseline, cutout, random, autoaugment, randaugment:N,M, dada:<policy.json>, file:<fast-autoaugment.json> or dada-official:cifar10|cifar100|svhn|imagenet";
+
+/// Parses `--policy` (see [`POLICIES`]).
 pub fn parse_policy(spec: &str) -> Result<TrainPolicy> {
-    let open = |path: &str| std::fs::File::open(path).with_context(|| format!("opening policy file {path}"));
+    let open = |path: &str| std::fs::File::open(path).with_context(|| format!("opening policy file {}", clip(path)));
     Ok(match spec.split_once(':') {
         None => match spec {
             "none" => TrainPolicy::None,
             "baseline" => TrainPolicy::Baseline,
             "cutout" => TrainPolicy::Cutout,
+            "random" => TrainPolicy::Policy { name: spec.into(), policy: uniform_paper() },
             "autoaugment" => TrainPolicy::Policy { name: spec.into(), policy: autoaugment_cifar10(32) },
-            other => bail!("unknown policy '{other}': expected none, baseline, cutout, dada:<policy.json>, autoaugment, randaugment:N,M or file:<fast-autoaugment.json>"),
+            other => bail!("unknown policy '{}': expected {POLICIES}", clip(other)),
         },
         Some(("dada", path)) => {
-            let policy = PolicyFile::read_json(open(path)?).with_context(|| format!("reading the DADA policy {path}"))?;
+            let policy = PolicyFile::read_json(open(path)?).with_context(|| format!("reading the DADA policy {}", clip(path)))?;
             TrainPolicy::Policy { name: spec.into(), policy }
         }
         Some(("file", path)) => {
-            let policy = PolicyFile::read_fast_autoaugment(open(path)?).with_context(|| format!("reading the fast-autoaugment policy {path}"))?;
+            let policy = PolicyFile::read_fast_autoaugment(open(path)?)
+                .with_context(|| format!("reading the fast-autoaugment policy {}", clip(path)))?;
             TrainPolicy::Policy { name: spec.into(), policy }
         }
+        Some(("dada-official", name)) => match dada_official(name) {
+            Some(policy) => TrainPolicy::Policy { name: spec.into(), policy },
+            None => bail!("dada-official:{}: expected one of {}", clip(name), DADA_OFFICIAL_NAMES.join(", ")),
+        },
         Some(("randaugment", nm)) => {
             let (n, m) = nm.split_once(',').context("randaugment needs N,M, e.g. randaugment:2,9")?;
-            let n: usize = n.trim().parse().context("randaugment N must be an integer")?;
-            let m: f64 = m.trim().parse().context("randaugment M must be a number")?;
+            let n: usize = n.trim().parse().with_context(|| format!("randaugment N '{}' must be an integer in 1..=3", clip(n)))?;
+            let m: f64 = m.trim().parse().with_context(|| format!("randaugment M '{}' must be a number in 0..=30", clip(m)))?;
             if !(1..=3).contains(&n) || !(0.0..=30.0).contains(&m) {
                 bail!("randaugment:N,M needs N in 1..=3 and M in 0..=30, got {n},{m}");
             }
             TrainPolicy::Policy { name: spec.into(), policy: randaugment(n, m) }
         }
-        Some((kind, _)) => bail!("unknown policy kind '{kind}:'"),
+        Some((kind, _)) => bail!("unknown policy kind '{}:': expected {POLICIES}", clip(kind)),
     })
 }
 
 impl TrainCmd {
     /// Flags to a validated config.
     pub fn config(&self) -> Result<TrainConfig> {
-        let mut cfg = TrainConfig::wrn40x2_cifar10(parse_policy(&self.policy)?);
-        cfg.model = self.model.replace('-', "_").parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        cfg.n_train = match self.data.as_str() {
+        check::count("epochs", self.epochs, 1, 100_000)?;
+        check::count("batch-size", self.batch_size, 1, 1_000_000)?;
+        check::count("n-train", self.n_train, 1, 100_000_000)?;
+        check::count("warmup-epochs", self.warmup_epochs, 0, 100_000)?;
+        check::count("eval-every", self.eval_every, 1, 100_000)?;
+        check::number("lr", self.lr, 0.0, 10.0, true)?;
+        check::number("weight-decay", self.weight_decay, 0.0, 1.0, false)?;
+        check::number("grad-clip", self.grad_clip, 0.0, 1e9, true)?;
+        if let Some(m) = &self.max_memory {
+            check::memory_size("max-memory", m)?;
+        }
+        let mut cfg = TrainConfig::wrn40x2_cifar10(parse_policy(&self.policy).context("--policy")?);
+        cfg.model = crate::search::parse_model(&self.model)?;
+        cfg.n_train = match self.data_kind.as_str() {
             "reduced" => Some(4000),
             "full" => None,
-            other => bail!("unknown --data '{other}': expected reduced (4,000 training images) or full"),
+            other => bail!("--data '{}': expected reduced (4,000 training images) or full", clip(other)),
         };
         if let Some(n) = self.n_train {
             cfg.n_train = Some(n);
@@ -70,29 +93,56 @@ impl TrainCmd {
         Ok(cfg)
     }
 
-    /// Runs the command.
-    pub fn run(self) -> Result<()> {
+    /// Runs the command; `given` are the flags given on the command line.
+    pub fn run(self, given: &[String]) -> Result<()> {
         let device = Device::Cpu;
-        let (cfg, out) = match &self.resume {
+        let (cfg, out, data, resume_from) = match &self.resume {
             Some(dir) => {
-                let ck = dada_train::checkpoint::Checkpoint::load(&dir.join("checkpoint.safetensors"), &device)?;
+                check::resume_flags("train", given, crate::search::RESUME_FLAGS)?;
+                let (ck, from) = crate::search::resume_checkpoint(dir, &device)?;
                 let cfg: TrainConfig = serde_json::from_value(ck.state["config"].clone()).context("no training configuration in the checkpoint")?;
-                (cfg, dir.clone())
+                let info = runs::info(dir, "train")?;
+                if let Some(d) = &self.data.dataset {
+                    if d != &info.dataset {
+                        bail!("--resume {}: the run trained on dataset '{}', not '{}'; drop --dataset to continue it", dir.display(), info.dataset, clip(d));
+                    }
+                }
+                let data = DataFlags { dataset: Some(info.dataset), data_dir: self.data.data_dir.clone().or(info.data_dir) };
+                (cfg, dir.clone(), data, Some(from))
             }
             None => {
                 let cfg = self.config()?;
                 let tag = self.policy.replace([':', '/', ','], "_");
-                let name = format!("train-{}-{}-{}-seed{}", cfg.model, tag, self.data, cfg.seed);
-                (cfg, self.out.clone().unwrap_or_else(|| project_root().join("runs").join(name)))
+                let dataset = self.data.name();
+                let ds_tag = if dataset == "cifar10" { String::new() } else { format!("-{dataset}") };
+                let name = format!("train-{}-{}-{}{ds_tag}-seed{}", cfg.model, tag, self.data_kind, cfg.seed);
+                let out = runs::fresh(project_root().join("runs").join(name), self.out.as_deref(), "train")?;
+                (cfg, out, self.data.clone(), None)
             }
         };
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let dir = ensure_cifar10(&self.data_dir.clone().unwrap_or_else(default_data_dir), &auto_source(), 0, false)?;
-        let dataset = dada_train::data::load_dir(&dir)?;
+        let dataset = open(&data)?;
+        let mut cfg = cfg;
+        if self.resume.is_none() {
+            if let Some(n) = cfg.n_train {
+                if n > dataset.train.len() {
+                    if self.n_train.is_some() {
+                        bail!("--n-train {n} is more than the {} training images of {}", dataset.train.len(), data.name());
+                    }
+                    eprintln!("{}: --data {} asks for {n} training images, the dataset has {}: using all of them", data.name(), self.data_kind, dataset.train.len());
+                    cfg.n_train = None;
+                }
+            }
+            let n = cfg.n_train.unwrap_or(dataset.train.len());
+            if cfg.batch_size > n {
+                eprintln!("batch size {} is more than the {n} training images: each step uses all {n}", cfg.batch_size);
+            }
+            check::memory(cfg.model, &dataset.meta, cfg.batch_size.min(n), dada_train::memory::RunKind::Train, self.max_memory.as_deref())?;
+            runs::start(&out, &runs::RunInfo { command: "train".into(), dataset: data.name().to_string(), data_dir: data.data_dir.clone() })?;
+        }
         let mut trainer = Trainer::new(cfg.clone(), &dataset, &device)?;
         let ck = out.join("checkpoint.safetensors");
-        if self.resume.is_some() {
-            trainer.load_checkpoint(&ck)?;
+        if let Some(from) = &resume_from {
+            trainer.load_checkpoint(from)?;
         }
         eprintln!(
             "training {} with policy {} on {} images, {} epochs of {} steps (batch {}), seed {}",

@@ -3,28 +3,29 @@ use anyhow::{bail, Result};
 use candle::Device;
 use dada_train::verify::{verify_grads, VerifyConfig};
 
-use crate::datasets::{auto_source, default_data_dir, ensure_cifar10};
+use crate::datasets::open;
 use crate::flags::VerifyGradsCmd;
 
 impl VerifyGradsCmd {
     /// Runs the command; fails (non-zero exit) when a check fails.
     pub fn run(self) -> Result<()> {
-        let dir = ensure_cifar10(&self.data_dir.clone().unwrap_or_else(default_data_dir), &auto_source(), 0, false)?;
-        let ds = dada_train::data::load_dir(&dir)?;
-        let model = self.model.replace('-', "_").parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        crate::check::count("batch-size", Some(self.batch_size), 1, 4096)?;
+        crate::check::count("coords", Some(self.coords), 1, 100_000)?;
+        let model = crate::search::parse_model(&self.model)?;
         let kernels = match self.kernels.as_str() {
             "fast" => dada_train::models::Kernels::Fast,
             "stock" => dada_train::models::Kernels::Stock,
-            other => bail!("unknown kernels '{other}': expected 'fast' or 'stock'"),
+            other => bail!("--kernels '{}': expected fast or stock", dada_train::error::clip(other)),
         };
         if !(self.eps > 0.0 && self.eps < 0.1) {
             bail!("--eps must be in (0, 0.1), got {}", self.eps);
         }
         // (NaN fails this test too)
-        if self.tolerance.is_nan() || self.tolerance <= 0.0 {
+        if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
             bail!("--tolerance must be positive, got {}", self.tolerance);
         }
         let needed = dada_train::verify::MIN_TRUSTED_PER_GROUP;
+        let ds = open(&self.data)?;
         if self.coords < needed {
             bail!("--coords must be at least {needed}: a group passes with {needed} trusted checks, got {}", self.coords);
         }

@@ -27,6 +27,7 @@ mod layers;
 mod optim;
 mod params;
 mod resnet;
+pub mod shapes;
 mod tiny_cnn;
 mod wrn;
 

@@ -9,8 +9,8 @@ pub enum PolicyError {
     #[error("invalid policy config: {0}")]
     Config(String),
     /// The file is not valid JSON or does not have the expected structure.
-    #[error("policy file is not valid: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("policy file is not valid JSON of the expected structure: {0}")]
+    Json(serde_json::Error),
     /// An op name that is neither one of our snake_case names nor a fast-autoaugment name.
     #[error(
         "policy file: unknown op {op:?} in sub-policy {sub_policy}; known ops: {known} \
@@ -67,10 +67,36 @@ pub enum PolicyError {
     Params(String),
     /// Reading or writing failed.
     #[error("policy file i/o: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle::Error),
+}
+
+impl From<serde_json::Error> for PolicyError {
+    fn from(e: serde_json::Error) -> Self {
+        PolicyError::Json(e)
+    }
+}
+
+impl From<std::io::Error> for PolicyError {
+    fn from(e: std::io::Error) -> Self {
+        PolicyError::Io(e)
+    }
+}
+
+/// Longest piece of a file echoed back in a message (characters).
+pub const ECHO_LIMIT: usize = 80;
+
+/// `text` cut to [`ECHO_LIMIT`] characters, with the length of what was cut.
+pub fn clip(text: &str) -> String {
+    let n = text.chars().count();
+    if n <= ECHO_LIMIT {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(ECHO_LIMIT).collect();
+        format!("{head}... ({n} characters)")
+    }
 }
 
 /// `Result` with a [`PolicyError`].

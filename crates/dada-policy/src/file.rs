@@ -137,10 +137,18 @@ impl PolicyFile {
     }
 
     /// Reads and validates the readable JSON.
+    /// A UTF-8 byte-order mark is accepted. A fast-autoaugment list gets a hint to read it as one.
     pub fn read_json<R: Read>(r: R) -> PolicyResult<Self> {
-        let mut f: PolicyFile = serde_json::from_reader(r)?;
+        let text = read_text(r)?;
+        let value: Value = serde_json::from_str(&text)?;
+        if value.is_array() {
+            return Err(PolicyError::Malformed(
+                "this is a fast-autoaugment list ([[[op, prob, mag], ...], ...]), not this project's policy.json: give it as file:<path>".into(),
+            ));
+        }
+        let mut f: PolicyFile = serde_json::from_value(value)?;
         if f.format != FORMAT {
-            return Err(PolicyError::Malformed(format!("format is {:?}, expected {FORMAT:?}", f.format)));
+            return Err(PolicyError::Malformed(format!("format is {:?}, expected {FORMAT:?}", crate::error::clip(&f.format))));
         }
         f.validate()?;
         Ok(f)
@@ -237,8 +245,14 @@ impl PolicyFile {
     }
 
     /// Reads the fast-autoaugment list format from JSON.
+    /// A UTF-8 byte-order mark is accepted. This project's policy.json gets a hint to read it as one.
     pub fn read_fast_autoaugment<R: Read>(r: R) -> PolicyResult<Self> {
-        let v: Value = serde_json::from_reader(r)?;
+        let v: Value = serde_json::from_str(&read_text(r)?)?;
+        if v.get("format").is_some_and(|f| f.as_str() == Some(FORMAT)) {
+            return Err(PolicyError::Malformed(
+                "this is this project's policy.json, not a fast-autoaugment list: give it as dada:<path>".into(),
+            ));
+        }
         Self::from_fast_autoaugment(&v)
     }
 
@@ -255,6 +269,18 @@ impl PolicyFile {
         }
         Ok(set)
     }
+}
+
+/// Reads all of `r` as UTF-8 text, without a leading byte-order mark.
+fn read_text<R: Read>(mut r: R) -> PolicyResult<String> {
+    let mut bytes = Vec::new();
+    r.read_to_end(&mut bytes)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| PolicyError::Malformed(format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// Writes `tensors` as safetensors.
@@ -316,7 +342,7 @@ fn canonical(name: &str, sub_policy: usize) -> PolicyResult<&'static str> {
 
 fn unknown(name: &str, sub_policy: usize) -> PolicyError {
     PolicyError::UnknownOp {
-        op: name.to_string(),
+        op: crate::error::clip(name),
         sub_policy,
         known: FAST_AUTOAUGMENT_NAMES.iter().map(|(o, _)| *o).collect::<Vec<_>>().join(", "),
     }

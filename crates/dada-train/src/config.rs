@@ -243,6 +243,20 @@ impl SearchConfig {
                 return Err(format!("{name} must be a positive number, got {v}"));
             }
         }
+        for (name, v) in [("lr_min", self.lr_min), ("momentum", self.momentum), ("weight decay", self.weight_decay), ("relax lr", self.relax_lr)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} must be a finite number >= 0, got {v}"));
+            }
+        }
+        if self.momentum >= 1.0 {
+            return Err(format!("momentum must be below 1, got {}", self.momentum));
+        }
+        if self.relax_hidden == 0 || self.top_k == 0 {
+            return Err("relax hidden width and top_k must be positive".into());
+        }
+        if self.steps_per_epoch().checked_mul(self.epochs).is_none_or(|n| n > 1 << 40) {
+            return Err(format!("{} epochs of {} steps is more steps than a run can count", self.epochs, self.steps_per_epoch()));
+        }
         let t = [self.temperature.value(0, 2), self.temperature.value(1, 2)];
         if t.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(format!("temperatures must be positive, got {:?}", self.temperature));

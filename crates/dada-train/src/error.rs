@@ -110,6 +110,45 @@ pub enum DataError {
         /// Images available.
         have: usize,
     },
+    /// A dataset folder that holds part of a dataset: a file missing, truncated or of another
+    /// size than written. Nothing is rebuilt over it.
+    #[error("{path}: {reason}; the dataset is incomplete and nothing was changed ({hint})")]
+    Incomplete {
+        /// The missing or damaged file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A data folder holding another dataset than the one asked for.
+    #[error("{path}: holds {found}, not {want}; nothing was changed ({hint})")]
+    WrongDataset {
+        /// The folder.
+        path: PathBuf,
+        /// What it holds ("pets: 3 classes of 3x48x48").
+        found: String,
+        /// The dataset asked for.
+        want: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A folder that holds files of its own where a dataset would be written.
+    #[error("{path}: the folder is not empty and holds no dataset; nothing was written ({hint})")]
+    Occupied {
+        /// The folder.
+        path: PathBuf,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A dataset name that is not a plain name.
+    #[error("dataset name '{name}' is not a plain name: {reason} (use letters, digits, '-' and '_', e.g. `pets`)")]
+    BadName {
+        /// The name given (cut to a sane length).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -132,3 +171,17 @@ impl DataError {
 
 /// Result alias for dataset operations.
 pub type DataResult<T> = std::result::Result<T, DataError>;
+
+/// Longest piece of user input echoed back in a message (characters).
+pub const ECHO_LIMIT: usize = 80;
+
+/// `text` cut to [`ECHO_LIMIT`] characters, with the length of what was cut.
+pub fn clip(text: &str) -> String {
+    let n = text.chars().count();
+    if n <= ECHO_LIMIT {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(ECHO_LIMIT).collect();
+        format!("{head}... ({n} characters)")
+    }
+}

@@ -26,5 +26,6 @@ pub use dada_policy as policy;
 /// The models crate, re-exported.
 pub use dada_models as models;
 pub mod known_policies;
+pub mod memory;
 pub mod train;
 pub mod verify;

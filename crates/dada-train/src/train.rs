@@ -143,6 +143,21 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("learning rate must be positive, got {}", self.lr));
         }
+        if !(self.grad_clip > 0.0 && self.grad_clip.is_finite()) {
+            return Err(format!("gradient clip must be a positive number, got {}", self.grad_clip));
+        }
+        for (name, v) in [("weight decay", self.weight_decay), ("momentum", self.momentum), ("warm-up multiplier", self.warmup_multiplier)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} must be a finite number >= 0, got {v}"));
+            }
+        }
+        if self.n_train == Some(0) || self.eval_every == 0 {
+            return Err("n_train and eval_every must be positive".into());
+        }
+        let steps = self.steps_per_epoch(self.n_train.unwrap_or(1));
+        if steps.checked_mul(self.epochs).is_none_or(|n| n > 1 << 40) {
+            return Err(format!("{} epochs of {steps} steps is more steps than a run can count", self.epochs));
+        }
         Ok(())
     }
 }

@@ -124,7 +124,9 @@ fn fast_matches_stock(kind: ModelKind, b: usize, h: usize, grad_tol: f32) {
 #[test]
 fn fast_kernels_match_stock_on_tiny_cnn_and_wrn() {
     fast_matches_stock(ModelKind::TinyCnn, 4, 16, 1e-4);
-    fast_matches_stock(ModelKind::Wrn40_2, 2, 32, 5e-3);
+    // 40 layers of kinks: 0.0053 on an Intel Xeon (model 207) and below 0.005 on an AMD Zen 4,
+    // from the different summation orders of gemm's kernels on the two (2026-12-03).
+    fast_matches_stock(ModelKind::Wrn40_2, 2, 32, 1e-2);
     // ResNet-18 reaches 4x4 planes, where an im2col row can start past the plane (regression).
     fast_matches_stock(ModelKind::ResNet18, 2, 32, 5e-3);
 }

@@ -4,6 +4,7 @@
 //! 3,072 bytes for CIFAR-10's 3x32x32. Directories we write also carry `batches.meta.txt` (class
 //! names, one per line, as the official release) and `dada-meta.json` (shape and classes), which
 //! lets the same layout hold an imported dataset of another image size.
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,17 +51,69 @@ pub struct DatasetMeta {
     pub width: usize,
     /// Class names in label order.
     pub classes: Vec<String>,
+    /// The dataset's name (`cifar10`, `pets`, ...); absent in directories written before names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the data came from (an archive, a folder, a URL), for messages that say how to
+    /// rebuild it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Size in bytes of each data file as written, so that a truncated or swapped file is
+    /// caught even when it still holds whole records.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sizes: BTreeMap<String, u64>,
 }
 
 impl DatasetMeta {
     /// CIFAR-10: 3x32x32, ten classes.
     pub fn cifar10() -> Self {
-        Self {
-            channels: 3,
-            height: 32,
-            width: 32,
-            classes: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
+        let mut meta = Self::new(3, 32, 32, CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect());
+        meta.name = Some("cifar10".into());
+        meta
+    }
+
+    /// Metadata of a `channels x height x width` dataset with these classes (no name yet).
+    pub fn new(channels: usize, height: usize, width: usize, classes: Vec<String>) -> Self {
+        Self { channels, height, width, classes, name: None, source: None, sizes: BTreeMap::new() }
+    }
+
+    /// The same metadata under a name.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Largest image side the binary layout accepts (pixels).
+    pub const MAX_SIDE: usize = 4096;
+
+    /// Checks that the metadata describes a usable dataset: three channels, sides in
+    /// `1..=MAX_SIDE`, two to 256 distinct, non-empty class names. `path` names the file in errors.
+    pub fn check(&self, path: &Path) -> DataResult<()> {
+        let bad = |reason: String| Err(DataError::Layout { path: path.to_path_buf(), reason });
+        if self.channels != 3 {
+            return bad(format!("{} channels; datasets are RGB (3 channels)", self.channels));
         }
+        if !(1..=Self::MAX_SIDE).contains(&self.height) || !(1..=Self::MAX_SIDE).contains(&self.width) {
+            return bad(format!("image size {}x{} is outside 1..={} pixels a side", self.width, self.height, Self::MAX_SIDE));
+        }
+        if self.classes.len() < 2 {
+            return bad(format!("{} class(es); a classifier needs at least two", self.classes.len()));
+        }
+        if self.classes.len() > 256 {
+            return bad(format!("{} classes; the binary layout stores labels in one byte (at most 256)", self.classes.len()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.classes {
+            if c.trim().is_empty() || !seen.insert(c.as_str()) {
+                return bad(format!("class name '{}' is empty or repeated", crate::error::clip(c)));
+            }
+        }
+        Ok(())
+    }
+
+    /// `3x48x48`.
+    pub fn shape_text(&self) -> String {
+        format!("{}x{}x{}", self.channels, self.height, self.width)
     }
 
     /// Bytes of one image.
@@ -191,10 +244,12 @@ pub fn read_meta(dir: &Path) -> DataResult<DatasetMeta> {
     let json = dir.join("dada-meta.json");
     if json.exists() {
         let text = fs::read_to_string(&json).map_err(|e| DataError::io(&json, e))?;
-        return serde_json::from_str(&text).map_err(|e| DataError::Layout {
+        let meta: DatasetMeta = serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| DataError::Layout {
             path: json.clone(),
-            reason: format!("malformed metadata: {e} (delete the directory and {PREPARE_HINT})"),
-        });
+            reason: format!("malformed metadata: {e} (rebuild the dataset: {PREPARE_HINT}, or re-import it with --force)"),
+        })?;
+        meta.check(&json)?;
+        return Ok(meta);
     }
     let mut meta = DatasetMeta::cifar10();
     let txt = dir.join("batches.meta.txt");
@@ -285,17 +340,23 @@ fn encode_records(set: &ImageSet, range: std::ops::Range<usize>) -> Vec<u8> {
 /// Each file is written atomically; the metadata last, so a directory with metadata is complete.
 pub fn write_dir(dir: &Path, train: &ImageSet, test: &ImageSet, meta: &DatasetMeta) -> DataResult<()> {
     fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut meta = meta.clone();
+    meta.sizes.clear();
     let n = train.len();
     let per = n.div_ceil(TRAIN_FILES.len());
     for (k, f) in TRAIN_FILES.iter().enumerate() {
         let start = (k * per).min(n);
         let end = ((k + 1) * per).min(n);
-        write_atomic(&dir.join(f), &encode_records(train, start..end))?;
+        let bytes = encode_records(train, start..end);
+        meta.sizes.insert(f.to_string(), bytes.len() as u64);
+        write_atomic(&dir.join(f), &bytes)?;
     }
-    write_atomic(&dir.join(TEST_FILE), &encode_records(test, 0..test.len()))?;
+    let bytes = encode_records(test, 0..test.len());
+    meta.sizes.insert(TEST_FILE.to_string(), bytes.len() as u64);
+    write_atomic(&dir.join(TEST_FILE), &bytes)?;
     let names = meta.classes.join("\n") + "\n";
     write_atomic(&dir.join("batches.meta.txt"), names.as_bytes())?;
-    let json = serde_json::to_string_pretty(meta).expect("metadata serialises");
+    let json = serde_json::to_string_pretty(&meta).expect("metadata serialises");
     write_atomic(&dir.join("dada-meta.json"), json.as_bytes())
 }
 

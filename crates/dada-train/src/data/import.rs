@@ -274,7 +274,8 @@ pub fn import_image_folder(source: &Path, cfg: &ImportConfig) -> DataResult<Impo
     }
     files.clear();
     let (w, h, _) = first.expect("at least one training image (checked above)");
-    let meta = DatasetMeta { channels: 3, height: h as usize, width: w as usize, classes };
+    let mut meta = DatasetMeta::new(3, h as usize, w as usize, classes);
+    meta.source = Some(source.display().to_string());
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut sets = Vec::new();
     for mut recs in records {

@@ -45,6 +45,31 @@ impl SplitConfig {
         Self { n_train: 2_000, n_val: 2_000, n_test: None, stratified: true, seed: 0 }
     }
 
+    /// Shrinks a preset split to a dataset with `train_files` training and `test_files` test
+    /// images, keeping the ratio of training to validation images, and returns one line per
+    /// adjustment (empty when nothing changed). For presets only: a count the user asked for
+    /// explicitly should be refused instead (see `make_splits`).
+    pub fn fit_to(&mut self, train_files: usize, test_files: usize) -> Vec<String> {
+        let mut notes = Vec::new();
+        let want = self.n_train + self.n_val;
+        if want > train_files {
+            let (t, v) = (self.n_train, self.n_val);
+            self.n_val = (v as u128 * train_files as u128 / want as u128) as usize;
+            self.n_train = train_files - self.n_val;
+            notes.push(format!(
+                "the preset's {t} training + {v} validation images exceed the {train_files} training images: using {} + {}",
+                self.n_train, self.n_val
+            ));
+        }
+        if let Some(n) = self.n_test {
+            if n > test_files {
+                self.n_test = Some(test_files);
+                notes.push(format!("the preset's {n} test images exceed the {test_files} available: using all {test_files}"));
+            }
+        }
+        notes
+    }
+
     /// The same split with another seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;

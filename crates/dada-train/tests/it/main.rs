@@ -2,8 +2,14 @@
 
 /// CIFAR-10 import of the shared archive, known images, splits.
 mod cifar_import;
+/// The DADA policies the authors published: load, agree with `file:`, train.
+mod dada_official;
 /// Corrupt and malformed input: each gives its clear error.
 mod data_errors;
+/// Named datasets: nothing a user prepared is replaced; any image size end to end.
+mod datasets;
+/// The official CIFAR-100 (binary) and SVHN (.mat) formats: written here, read back, damaged.
+mod official_formats;
 /// The search on a tiny CNN: resume, NaN, every configuration.
 mod search;
 /// Training with a fixed policy.
