@@ -8,9 +8,9 @@ X=${1:-target/release/xtask}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 peak() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1; }
-# The resident memory after the dataset is loaded: the same command refused by --max-memory 1
-# right after loading.
-base() { /usr/bin/time -f "%M" "$X" "$@" --max-memory 1 2>&1 >/dev/null | tail -1; }
+# The resident memory once the dataset is loaded: the peak of the same command refused by
+# --max-memory 1 right after loading.
+base() { { /usr/bin/time -f "%M" "$X" "$@" --max-memory 1 2>&1 >/dev/null || true; } | tail -1; }
 printf "%-7s %-9s %6s %10s %10s %10s\n" run model batch peak_MiB loaded_MiB estimate_MiB
 while read -r run model batch extra; do
   [ -z "$run" ] && continue
@@ -20,7 +20,7 @@ while read -r run model batch extra; do
   esac
   p=$(peak "$X" "${args[@]}" --out "$OUT/$run-$model-$batch")
   b=$(base "${args[@]}" --out "$OUT/base-$run-$model-$batch")
-  e=$("$X" "${args[@]}" --out "$OUT/est-$run-$model-$batch" --max-memory 1 2>&1 | sed -n 's/.*needs about \([0-9.]*\) GiB.*/\1/p')
+  e=$({ "$X" "${args[@]}" --out "$OUT/est-$run-$model-$batch" --max-memory 1 2>&1 || true; } | sed -n 's/.*needs about \([0-9.]*\) GiB.*/\1/p')
   printf "%-7s %-9s %6s %10.0f %10.0f %10.0f\n" "$run" "$model" "$batch" "$((p / 1024))" "$((b / 1024))" "$(echo "$e * 1024" | bc -l)"
 done <<'RUNS'
 train tiny-cnn 256

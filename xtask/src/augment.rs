@@ -52,7 +52,7 @@ impl AugmentCmd {
                 planar[c * h * w + i] = px[c] as f32 / 255.0;
             }
         }
-        let dev = Device::Cpu;
+        let dev = self.run.select()?;
         let x = Tensor::from_vec(planar, (1, 3, h, w), &dev)?;
         let m = Tensor::new(&[self.magnitude], &dev)?;
         let mut rng = StdRng::seed_from_u64(self.seed);
@@ -66,7 +66,7 @@ impl AugmentCmd {
             params.signs = Some(Tensor::new(&[s], &dev)?);
         }
         let y = op.apply(&x, &m, &params)?.squeeze(0)?;
-        let data: Vec<f32> = y.flatten_all()?.to_vec1()?;
+        let data: Vec<f32> = y.flatten_all()?.to_device(&Device::Cpu)?.to_vec1()?;
         let out = image::RgbImage::from_fn(w as u32, h as u32, |xx, yy| {
             let i = yy as usize * w + xx as usize;
             let px = |c: usize| (data[c * h * w + i].clamp(0.0, 1.0) * 255.0).round() as u8;
@@ -89,7 +89,7 @@ impl ShowcaseCmd {
             bail!("--index {}: the test set has {} images (0..={})", self.index, ds.test.len(), ds.test.len() - 1);
         }
         let idx = self.index;
-        let (x, _) = ds.test.to_tensors(&[idx], &Device::Cpu)?;
+        let (x, _) = ds.test.to_tensors(&[idx], &self.run.select()?)?;
         let out = self.out.clone().unwrap_or_else(|| project_root().join("docs").join("showcase.png"));
         figures::showcase(&out, &x.get(0)?, self.magnitude, self.seed)?;
         eprintln!("wrote {}", out.display());

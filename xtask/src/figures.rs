@@ -14,7 +14,7 @@ use crate::plot::{self, GridRow};
 
 fn planar(t: &Tensor) -> Result<(Vec<f32>, usize, usize)> {
     let (_, h, w) = t.dims3()?;
-    Ok((t.flatten_all()?.to_vec1::<f32>()?, h, w))
+    Ok((t.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?, h, w))
 }
 
 /// The first image of each class in `set` (or of the first `n` classes).
@@ -45,11 +45,11 @@ pub fn showcase(path: &Path, image: &Tensor, magnitude: f32, seed: u64) -> Resul
     for (title, set) in [("paper", OpSet::paper()), ("tutorial", OpSet::tutorial())] {
         let mut rng = StdRng::seed_from_u64(seed);
         let x = image.unsqueeze(0)?;
-        let m = Tensor::new(&[magnitude], &Device::Cpu)?;
+        let m = Tensor::new(&[magnitude], image.device())?;
         let mut images = vec![planar(image)?];
         let mut labels = vec![format!("{title}: original")];
         for op in set.iter() {
-            let params = op.sample(1, &mut rng, &Device::Cpu)?;
+            let params = op.sample(1, &mut rng, image.device())?;
             let y = op.apply(&x, &m, &params)?;
             images.push(planar(&y.get(0)?)?);
             labels.push(op.name().to_string());

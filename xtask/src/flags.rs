@@ -27,6 +27,9 @@ pub enum Command {
     Train(TrainCmd),
     /// Check the gradients of augment -> model -> loss w.r.t. the policy (finite differences).
     VerifyGrads(VerifyGradsCmd),
+    /// Check a device against the CPU: every op, the mixture, the models, then a search and a
+    /// training run end to end, and the same seed twice (run it on a GPU machine).
+    GpuCheck(GpuCheckCmd),
     /// Check the repository's layering and file headers.
     Tidy,
 }
@@ -56,6 +59,9 @@ pub struct VerifyGradsCmd {
     /// Dataset flags.
     #[command(flatten)]
     pub data: DataFlags,
+    /// Device flags.
+    #[command(flatten)]
+    pub run: DeviceFlags,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -72,6 +78,43 @@ pub struct DataFlags {
     /// The data root that holds the datasets (default: `<project>/data`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `--device auto|cpu|cuda[:N]`.
+#[derive(Debug, Args, Clone)]
+pub struct DeviceFlags {
+    /// Where to run: `auto` (CUDA when built with the `cuda` feature and a device answers,
+    /// else the CPU), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+impl DeviceFlags {
+    /// The device asked for, announced on stderr.
+    pub fn select(&self) -> anyhow::Result<candle::Device> {
+        let spec: dada_train::device::DeviceSpec = self.device.parse()?;
+        let device = dada_train::device::select(spec)?;
+        eprintln!("device: {}", dada_train::device::describe(&device));
+        Ok(device)
+    }
+}
+
+/// `cargo xtask gpu-check [--device cuda] [--quick]`.
+#[derive(Debug, Args)]
+pub struct GpuCheckCmd {
+    /// Device flags.
+    #[command(flatten)]
+    pub run: DeviceFlags,
+    /// Images per op and model comparison.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Only the tiny CNN and a two-step search (seconds, for CI); otherwise WRN-40-2 too, and
+    /// the search on WRN-40-2.
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the report (JSON) here as well.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 impl DataFlags {
@@ -206,6 +249,9 @@ pub struct SearchCmd {
     /// Dataset flags.
     #[command(flatten)]
     pub data: DataFlags,
+    /// Device flags.
+    #[command(flatten)]
+    pub run: DeviceFlags,
     /// Seed of everything.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -265,6 +311,9 @@ pub struct TrainCmd {
     /// Dataset flags.
     #[command(flatten)]
     pub data: DataFlags,
+    /// Device flags.
+    #[command(flatten)]
+    pub run: DeviceFlags,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -288,6 +337,9 @@ pub struct AugmentCmd {
     /// Seed of the random parts (sign, cutout centre, noise).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Device flags.
+    #[command(flatten)]
+    pub run: DeviceFlags,
     /// Input image (PNG or JPEG).
     pub input: PathBuf,
     /// Output image.
@@ -312,4 +364,7 @@ pub struct ShowcaseCmd {
     /// Dataset flags.
     #[command(flatten)]
     pub data: DataFlags,
+    /// Device flags.
+    #[command(flatten)]
+    pub run: DeviceFlags,
 }

@@ -11,6 +11,7 @@ mod figures;
 mod plot;
 mod progress;
 mod flags;
+mod gpu_check;
 mod runs;
 mod search;
 mod tidy;
@@ -66,6 +67,7 @@ fn main() {
         flags::Command::Showcase(cmd) => cmd.run(),
         flags::Command::Train(cmd) => cmd.run(&given),
         flags::Command::VerifyGrads(cmd) => cmd.run(),
+        flags::Command::GpuCheck(cmd) => cmd.run(),
         flags::Command::Tidy => tidy::run(),
     };
     if let Err(e) = result {

@@ -98,7 +98,7 @@ impl SearchCmd {
 
     /// Runs the command; `given` are the flags given on the command line.
     pub fn run(self, given: &[String]) -> Result<()> {
-        let device = Device::Cpu;
+        let device = self.run.select()?;
         let (cfg, out, data, resume_from) = match &self.resume {
             Some(dir) => {
                 check::resume_flags("search", given, RESUME_FLAGS)?;
@@ -195,7 +195,7 @@ impl SearchCmd {
 }
 
 /// The flags `--resume` accepts beside it.
-pub const RESUME_FLAGS: &[&str] = &["resume", "data-dir", "dataset", "max-memory"];
+pub const RESUME_FLAGS: &[&str] = &["resume", "data-dir", "dataset", "max-memory", "device"];
 
 /// The checkpoint of run folder `dir`, or the previous one where it is damaged (said in one
 /// line); returns it and the file it came from.

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle::Device;
 use dada_train::known_policies::{autoaugment_cifar10, dada_official, randaugment, uniform_paper, DADA_OFFICIAL_NAMES};
 use dada_train::policy::PolicyFile;
 use dada_train::train::{TrainConfig, TrainPolicy, TrainRow, Trainer};
@@ -95,7 +94,7 @@ impl TrainCmd {
 
     /// Runs the command; `given` are the flags given on the command line.
     pub fn run(self, given: &[String]) -> Result<()> {
-        let device = Device::Cpu;
+        let device = self.run.select()?;
         let (cfg, out, data, resume_from) = match &self.resume {
             Some(dir) => {
                 check::resume_flags("train", given, crate::search::RESUME_FLAGS)?;

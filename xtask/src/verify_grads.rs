@@ -1,6 +1,5 @@
 //! `cargo xtask verify-grads`: the datarax guide's gradient check, plus finite differences.
 use anyhow::{bail, Result};
-use candle::Device;
 use dada_train::verify::{verify_grads, VerifyConfig};
 
 use crate::datasets::open;
@@ -39,7 +38,7 @@ impl VerifyGradsCmd {
             seed: self.seed,
             ..VerifyConfig::default()
         };
-        let report = verify_grads(&ds.test, &cfg, &Device::Cpu)?;
+        let report = verify_grads(&ds.test, &cfg, &self.run.select()?)?;
         println!("Loss: {:.4}", report.loss);
         let flowing = report.groups.iter().filter(|g| g.abs_grad > 0.0).count();
         println!("Gradient flow verified: {flowing} parameter groups receive gradients");

@@ -106,6 +106,8 @@ fn every_bad_input_is_a_clear_error() {
         (vec!["search", "--model", "vgg"], vec!["--model 'vgg'"]),
         (vec!["search", "--estimator", "reinforce"], vec!["--estimator 'reinforce'"]),
         (vec!["search", "--max-memory", "lots"], vec!["--max-memory 'lots'"]),
+        (vec!["search", "--device", "tpu"], vec!["--device 'tpu'"]),
+        (vec!["gpu-check", "--batch-size", "0"], vec!["--batch-size 0"]),
         // search: data, runs, resume, memory
         (vec!["search", "--dataset", "../etc"], vec!["--dataset", "not a plain name"]),
         (vec!["search", "--dataset", "nope", "--data-dir", &data], vec!["no dataset 'nope'", "datasets import"]),
@@ -213,4 +215,29 @@ fn an_imported_dataset_searches_and_trains_by_name() {
         assert!(out.status.success(), "{p}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains("test accuracy") && text.contains("on 30 images"), "{p}: {text}");
     }
+}
+
+#[test]
+fn gpu_check_runs_on_the_cpu_and_cuda_requests_name_the_feature() {
+    let out = xtask().args(["gpu-check", "--device", "cpu", "--quick", "--batch-size", "4"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed on cpu") && stdout.contains("op rotate: magnitude gradient"), "{stdout}");
+    if !dada_train::device::CUDA_BUILT {
+        let out = xtask().args(["search", "--quick", "--device", "cuda"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("`cuda` feature"), "{stderr}");
+    }
+}
+
+/// The device check on a real GPU; skipped with a message where there is none.
+#[test]
+fn gpu_check_on_cuda() {
+    use dada_train::device::{select, DeviceSpec};
+    if let Err(e) = select(DeviceSpec::Cuda(0)) {
+        eprintln!("skipped: no CUDA device for gpu-check ({e})");
+        return;
+    }
+    let out = xtask().args(["gpu-check", "--device", "cuda", "--quick"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

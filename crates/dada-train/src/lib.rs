@@ -25,6 +25,8 @@ pub use dada_compose as compose;
 pub use dada_policy as policy;
 /// The models crate, re-exported.
 pub use dada_models as models;
+pub mod device;
+pub mod devcheck;
 pub mod known_policies;
 pub mod memory;
 pub mod train;

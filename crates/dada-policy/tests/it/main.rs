@@ -6,3 +6,5 @@ mod estimators;
 mod grad_flow;
 // JSON, fast-autoaugment and safetensors round trips; malformed files; sample_discrete.
 mod files;
+/// Property tests: random and mutated input to both policy-file readers never panics; errors stay short.
+mod properties;
