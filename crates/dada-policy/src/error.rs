@@ -9,7 +9,7 @@ pub enum PolicyError {
     #[error("invalid policy config: {0}")]
     Config(String),
     /// The file is not valid JSON or does not have the expected structure.
-    #[error("policy file is not valid JSON of the expected structure: {0}")]
+    #[error("policy file is not valid JSON of the expected structure: {}", clip_to(&.0.to_string(), MESSAGE_LIMIT))]
     Json(serde_json::Error),
     /// An op name that is neither one of our snake_case names nor a fast-autoaugment name.
     #[error(
@@ -90,11 +90,19 @@ pub const ECHO_LIMIT: usize = 80;
 
 /// `text` cut to [`ECHO_LIMIT`] characters, with the length of what was cut.
 pub fn clip(text: &str) -> String {
+    clip_to(text, ECHO_LIMIT)
+}
+
+/// Longest message built around a library's own error text (characters).
+pub const MESSAGE_LIMIT: usize = 400;
+
+/// `text` cut to `limit` characters, with the length of what was cut.
+pub fn clip_to(text: &str, limit: usize) -> String {
     let n = text.chars().count();
-    if n <= ECHO_LIMIT {
+    if n <= limit {
         text.to_string()
     } else {
-        let head: String = text.chars().take(ECHO_LIMIT).collect();
+        let head: String = text.chars().take(limit).collect();
         format!("{head}... ({n} characters)")
     }
 }

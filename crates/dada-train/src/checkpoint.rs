@@ -59,6 +59,10 @@ pub struct Checkpoint {
     pub state: serde_json::Value,
 }
 
+/// Written into every checkpoint beside its md5, so that a checkpoint whose md5 key is lost
+/// is told from one written before checksums existed.
+pub const CHECKPOINT_VERSION: &str = "2";
+
 /// md5 over the state and every tensor (name, dtype, shape, bytes) in name order.
 fn digest<'a>(state: &str, tensors: impl Iterator<Item = (&'a str, String, Vec<usize>, std::borrow::Cow<'a, [u8]>)>) -> String {
     let mut h = Md5::new();
@@ -98,6 +102,7 @@ impl Checkpoint {
         let mut meta = HashMap::new();
         meta.insert("dada_state".to_string(), state);
         meta.insert("dada_md5".to_string(), sum);
+        meta.insert("dada_checkpoint".to_string(), CHECKPOINT_VERSION.to_string());
         let bytes = safetensors::serialize(entries, Some(meta))
             .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
         if let Some(parent) = path.parent() {
@@ -124,7 +129,10 @@ impl Checkpoint {
             return Err(CheckpointError::Missing(path.to_path_buf()));
         }
         let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_path_buf(), reason };
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: crate::error::clip_to(&reason, crate::error::MESSAGE_LIMIT),
+        };
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         let state_text = meta.get("dada_state").ok_or_else(|| corrupt("no dada_state metadata".into()))?;
@@ -141,11 +149,14 @@ impl Checkpoint {
                 }
                 let got = digest(state_text, items.into_iter());
                 if &got != want {
-                    return Err(corrupt(format!("the data does not match its checksum (md5 {got}, written as {want}): the file is damaged")));
+                    return Err(corrupt(format!("the data does not match its checksum (md5 {got}, written as {}): the file is damaged", crate::error::clip(want))));
                 }
             }
+            None if meta.contains_key("dada_checkpoint") => {
+                return Err(corrupt("the checksum (dada_md5) is missing from a checkpoint that was written with one: the file is damaged".into()));
+            }
             None => {
-                // Written before checksums existed: accepted as it is.
+                // Written before checksums existed (2026-12-03): accepted as it is.
             }
         }
         let state = serde_json::from_str(state_text).map_err(|e| corrupt(e.to_string()))?;

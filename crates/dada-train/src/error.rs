@@ -177,11 +177,19 @@ pub const ECHO_LIMIT: usize = 80;
 
 /// `text` cut to [`ECHO_LIMIT`] characters, with the length of what was cut.
 pub fn clip(text: &str) -> String {
+    clip_to(text, ECHO_LIMIT)
+}
+
+/// Longest message built around a library's own error text (characters).
+pub const MESSAGE_LIMIT: usize = 400;
+
+/// `text` cut to `limit` characters, with the length of what was cut.
+pub fn clip_to(text: &str, limit: usize) -> String {
     let n = text.chars().count();
-    if n <= ECHO_LIMIT {
+    if n <= limit {
         text.to_string()
     } else {
-        let head: String = text.chars().take(ECHO_LIMIT).collect();
+        let head: String = text.chars().take(limit).collect();
         format!("{head}... ({n} characters)")
     }
 }

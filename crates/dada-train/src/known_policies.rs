@@ -365,4 +365,19 @@ mod tests {
         let rot = p.sub_policies.iter().flat_map(|s| &s.ops).find(|e| e.op == "rotate").unwrap();
         assert!((rot.magnitude - 0.65).abs() < 1e-12);
     }
+
+    #[test]
+    fn the_random_policy_is_the_search_start() {
+        let p = super::uniform_paper();
+        assert_eq!(p.sub_policies.len(), 105);
+        for sp in &p.sub_policies {
+            assert!((sp.weight - 1.0 / 105.0).abs() < 1e-6, "{}", sp.weight);
+            assert_eq!(sp.ops.len(), 2);
+            assert!(sp.ops.iter().all(|e| e.probability == 0.5 && e.magnitude == 0.5));
+        }
+        let mut pairs: Vec<(String, String)> = p.sub_policies.iter().map(|sp| (sp.ops[0].op.clone(), sp.ops[1].op.clone())).collect();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), 105, "every pair of the 15 ops once");
+    }
 }

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use candle::Device;
 use dada_policy::{
-    canonical_op_name, OpEntry, PaperConfig, PaperPolicy, Policy, PolicyFile, SubPolicy, FAST_AUTOAUGMENT_NAMES,
-    FORMAT,
+    canonical_op_name, OpEntry, PaperConfig, PaperPolicy, Policy, PolicyFile, SubPolicy, FAST_AUTOAUGMENT_NAMES, FORMAT,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -175,39 +174,45 @@ fn check_both_readers(bytes: &[u8]) -> Result<(), TestCaseError> {
 
 /// Op names in both conventions, a few near misses.
 fn op_name() -> impl Strategy<Value = String> {
-    let mut names: Vec<String> = FAST_AUTOAUGMENT_NAMES.iter().flat_map(|(a, b)| [a.to_string(), b.to_string()]).collect();
-    names.extend(["autocontrast", "AutoContrast ", "shearx", "SHEAR_X", "", "Posterize2", "ShearX\0"].map(String::from));
-    prop_oneof![4 => select(names), 1 => "\\PC{0,12}"]
+    let mut names: Vec<&str> = FAST_AUTOAUGMENT_NAMES.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    names.push("autocontrast");
+    let near = vec!["AutoContrast ", "shearx", "SHEAR_X", "", "Posterize2", "ShearX\0"];
+    prop_oneof![40 => select(names).prop_map(String::from), 2 => select(near).prop_map(String::from), 1 => "\\PC{0,12}"]
 }
 
-/// Strings a policy file might hold: op names, tags, random text; rarely long.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
+/// Strings a policy file might hold: op names, tags, random text; with `long`, now and then
+/// thousands of characters.
+fn text(long: bool) -> BoxedStrategy<String> {
+    let short = prop_oneof![
         6 => op_name(),
         2 => select(vec![FORMAT, "paper", "tutorial", "fast-autoaugment", "dada-polic", "DADA-POLICY"]).prop_map(String::from),
         4 => "\\PC{0,16}",
-        1 => (100usize..3_000).prop_map(|n| "é".repeat(n)),
-    ]
+    ];
+    if long {
+        prop_oneof![1 => short, 1 => (100usize..3_000).prop_map(|n| "é".repeat(n))].boxed()
+    } else {
+        short.boxed()
+    }
 }
 
 /// Numbers of every kind serde might meet: unit-range, edge, huge, negative, integers.
 fn number() -> impl Strategy<Value = Value> {
     prop_oneof![
-        6 => (0.0f64..=1.0).prop_map(Value::from),
+        48 => (0.0f64..=1.0).prop_map(Value::from),
         2 => select(vec![0.0, 1.0, -0.0, 1.0 + 1e-12, -1e-300, 1e300, f64::MIN_POSITIVE, f64::MAX, -1.0]).prop_map(Value::from),
-        2 => any::<f64>().prop_map(Value::from), // non-finite values become null
+        1 => any::<f64>().prop_map(Value::from), // non-finite values become null
         1 => any::<i64>().prop_map(Value::from),
         1 => any::<u64>().prop_map(Value::from),
         1 => (0u32..3).prop_map(Value::from),
     ]
 }
 
-fn leaf() -> impl Strategy<Value = Value> {
+fn leaf(long: bool) -> impl Strategy<Value = Value> {
     prop_oneof![
         1 => Just(Value::Null),
         1 => any::<bool>().prop_map(Value::Bool),
         3 => number(),
-        3 => text().prop_map(Value::String),
+        3 => text(long).prop_map(Value::String),
     ]
 }
 
@@ -221,8 +226,8 @@ fn key() -> impl Strategy<Value = String> {
 }
 
 /// Any JSON value, a few levels deep.
-fn json_value() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(5, 96, 8, |inner| {
+fn json_value(long: bool) -> impl Strategy<Value = Value> {
+    leaf(long).prop_recursive(5, 96, 8, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..8).prop_map(Value::Array),
             btree_map(key(), inner, 0..8).prop_map(|m| Value::Object(m.into_iter().collect())),
@@ -231,57 +236,82 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 /// `good` most of the time, any JSON value otherwise.
-fn mostly(good: impl Strategy<Value = Value> + 'static) -> BoxedStrategy<Value> {
-    prop_oneof![8 => good, 1 => json_value()].boxed()
+fn mostly(good: impl Strategy<Value = Value> + 'static, long: bool) -> BoxedStrategy<Value> {
+    let odd = if long { 60 } else { 1 };
+    prop_oneof![200 => good, odd => json_value(long)].boxed()
 }
 
 /// An object of (key, value) fields, each left out now and then.
 fn object(fields: Vec<(&'static str, BoxedStrategy<Value>)>) -> impl Strategy<Value = Value> {
     let parts: Vec<_> = fields
         .into_iter()
-        .map(|(k, v)| prop::option::weighted(0.9, v).prop_map(move |v| v.map(|v| (k.to_string(), v))))
+        .map(|(k, v)| prop::option::weighted(0.99, v).prop_map(move |v| v.map(|v| (k.to_string(), v))))
         .collect();
-    (parts, btree_map("[a-z_]{1,8}", leaf(), 0..2)).prop_map(|(parts, extra)| {
+    (parts, btree_map("[a-z_]{1,8}", leaf(false), 0..2)).prop_map(|(parts, extra)| {
         let mut m: serde_json::Map<String, Value> = extra.into_iter().collect();
         m.extend(parts.into_iter().flatten());
         Value::Object(m)
     })
 }
 
+/// Lists of 1 to `max - 1` items, now and then empty.
+fn rarely_empty<S: Strategy + Clone + 'static>(item: S, max: usize) -> BoxedStrategy<Value>
+where
+    S::Value: Into<Value>,
+{
+    let list = |n: std::ops::Range<usize>| {
+        vec(item.clone(), n).prop_map(|v| Value::Array(v.into_iter().map(Into::into).collect()))
+    };
+    prop_oneof![1 => list(0..1), 12 => list(1..max)].boxed()
+}
+
 /// Our policy.json, with random field values of mostly the right types.
-fn policy_like() -> impl Strategy<Value = Value> {
+fn policy_like(long: bool) -> impl Strategy<Value = Value> {
     let entry = object(vec![
-        ("op", mostly(op_name().prop_map(Value::String))),
-        ("probability", mostly(number())),
-        ("magnitude", mostly(number())),
-    ]);
-    let sub = object(vec![("weight", mostly(number())), ("ops", mostly(vec(entry, 0..4).prop_map(Value::Array)))]);
+        ("op", mostly(op_name().prop_map(Value::String), long)),
+        ("probability", mostly(number(), long)),
+        ("magnitude", mostly(number(), long)),
+    ])
+    .boxed();
+    let sub = object(vec![("weight", mostly(number(), long)), ("ops", mostly(rarely_empty(entry, 4), long))]).boxed();
     object(vec![
-        ("format", prop_oneof![4 => Just(json!(FORMAT)), 1 => text().prop_map(Value::String), 1 => json_value()].boxed()),
-        ("version", mostly(prop_oneof![Just(json!(1)), number()])),
-        ("space", mostly(text().prop_map(Value::String))),
-        ("ops", mostly(vec(op_name().prop_map(Value::String), 0..5).prop_map(Value::Array))),
-        ("sub_policies", mostly(vec(sub, 0..5).prop_map(Value::Array))),
+        (
+            "format",
+            prop_oneof![12 => Just(json!(FORMAT)), 1 => text(long).prop_map(Value::String), 1 => json_value(long)]
+                .boxed(),
+        ),
+        (
+            "version",
+            mostly(prop_oneof![8 => Just(json!(1)), 1 => any::<u32>().prop_map(Value::from), 1 => number()], long),
+        ),
+        ("space", mostly(text(long).prop_map(Value::String), long)),
+        ("ops", mostly(vec(op_name().prop_map(Value::String), 0..5).prop_map(Value::Array), long)),
+        ("sub_policies", mostly(rarely_empty(sub, 5), long)),
     ])
 }
 
 /// The fast-autoaugment list, with random entries of mostly the right shape.
-fn fast_autoaugment_like() -> impl Strategy<Value = Value> {
+fn fast_autoaugment_like(long: bool) -> impl Strategy<Value = Value> {
     let entry = prop_oneof![
-        6 => (op_name(), number(), number()).prop_map(|(n, p, m)| json!([n, p, m])),
-        3 => (op_name(), number(), number(), number()).prop_map(|(n, p, m, w)| json!([n, p, m, w])),
-        1 => vec(leaf(), 0..6).prop_map(Value::Array),
-        1 => json_value(),
-    ];
-    let sub = prop_oneof![8 => vec(entry, 0..4).prop_map(Value::Array), 1 => json_value()];
-    prop_oneof![8 => vec(sub, 0..6).prop_map(Value::Array), 1 => json_value()]
+        12 => (op_name(), number(), number()).prop_map(|(n, p, m)| json!([n, p, m])),
+        6 => (op_name(), number(), number(), number()).prop_map(|(n, p, m, w)| json!([n, p, m, w])),
+        1 => vec(leaf(long), 0..6).prop_map(Value::Array),
+        1 => json_value(long),
+    ]
+    .boxed();
+    let odd = if long { 8 } else { 1 };
+    let sub = prop_oneof![24 => rarely_empty(entry, 4), odd => json_value(long).boxed()];
+    prop_oneof![24 => rarely_empty(sub, 6), odd => json_value(long).boxed()]
 }
 
 /// A policy that validates: known ops, probabilities and magnitudes in [0, 1].
 fn valid_policy() -> impl Strategy<Value = PolicyFile> {
     let names: Vec<&'static str> = FAST_AUTOAUGMENT_NAMES.iter().map(|(ours, _)| *ours).collect();
-    let entry = (select(names.clone()), 0.0f64..=1.0, 0.0f64..=1.0)
-        .prop_map(|(op, probability, magnitude)| OpEntry { op: op.to_string(), probability, magnitude });
+    let entry = (select(names.clone()), 0.0f64..=1.0, 0.0f64..=1.0).prop_map(|(op, probability, magnitude)| OpEntry {
+        op: op.to_string(),
+        probability,
+        magnitude,
+    });
     let sub = (0.0f64..10.0, vec(entry, 1..4)).prop_map(|(weight, ops)| SubPolicy { weight, ops });
     (select(vec!["paper", "tutorial", "fast-autoaugment"]), vec(select(names), 0..4), vec(sub, 1..8))
         .prop_map(|(space, ops, subs)| PolicyFile::new(space, ops.into_iter().map(String::from).collect(), subs))
@@ -358,7 +388,10 @@ fn valid_files() -> Vec<Vec<u8>> {
                     OpEntry { op: "invert".into(), probability: 1.0, magnitude: 0.0 },
                 ],
             },
-            SubPolicy { weight: 0.25, ops: vec![OpEntry { op: "posterize".into(), probability: 0.125, magnitude: 1.0 }] },
+            SubPolicy {
+                weight: 0.25,
+                ops: vec![OpEntry { op: "posterize".into(), probability: 0.125, magnitude: 1.0 }],
+            },
         ],
     );
     let paper = PaperPolicy::new(PaperConfig::default(), &Device::Cpu).unwrap().export();
@@ -379,7 +412,7 @@ fn deep(open: &str, n: usize) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(1024))]
 
     /// Random bytes, with and without a byte-order mark, and random valid UTF-8.
     #[test]
@@ -393,20 +426,20 @@ proptest! {
 
     /// Any JSON tree, compact and pretty printed.
     #[test]
-    fn any_json_value_is_read_or_refused_cleanly(v in json_value(), pretty in any::<bool>()) {
+    fn any_json_value_is_read_or_refused_cleanly(v in json_value(false), pretty in any::<bool>()) {
         let text = if pretty { serde_json::to_string_pretty(&v).unwrap() } else { v.to_string() };
         check_both_readers(text.as_bytes())?;
     }
 
     /// policy.json with random field values: a policy read is valid and round-trips.
     #[test]
-    fn policy_shaped_json_is_read_or_refused_cleanly(v in policy_like()) {
+    fn policy_shaped_json_is_read_or_refused_cleanly(v in policy_like(false)) {
         check_both_readers(v.to_string().as_bytes())?;
     }
 
     /// Fast-autoaugment lists with random entries.
     #[test]
-    fn fast_autoaugment_shaped_json_is_read_or_refused_cleanly(v in fast_autoaugment_like()) {
+    fn fast_autoaugment_shaped_json_is_read_or_refused_cleanly(v in fast_autoaugment_like(false)) {
         check_both_readers(v.to_string().as_bytes())?;
     }
 
@@ -415,7 +448,7 @@ proptest! {
     #[test]
     fn mutated_valid_files_are_read_or_refused_cleanly(
         file in select(valid_files()),
-        mutations in vec(mutation(), 1..8),
+        mutations in prop_oneof![3 => vec(mutation(), 1..3), 1 => vec(mutation(), 3..10)],
     ) {
         let mut bytes = file;
         apply(&mut bytes, &mutations);
@@ -441,6 +474,14 @@ proptest! {
         let entries = |f: &PolicyFile| -> Vec<Vec<OpEntry>> { f.sub_policies.iter().map(|s| s.ops.clone()).collect() };
         prop_assert_eq!(entries(&with_bom), entries(&validated));
     }
+
+    /// Strings of up to 3,000 characters anywhere in either format: messages stay short.
+    #[test]
+    fn long_strings_anywhere_are_cut(
+        v in prop_oneof![policy_like(true).boxed(), fast_autoaugment_like(true).boxed(), json_value(true).boxed()],
+    ) {
+        check_both_readers(v.to_string().as_bytes())?;
+    }
 }
 
 /// Deep nesting hits serde_json's recursion limit: an error, not a stack overflow.
@@ -457,12 +498,24 @@ fn deeply_nested_json_is_refused_without_overflow() {
     check_message("read_fast_autoaugment", &PolicyFile::read_fast_autoaugment(&text[..]).unwrap_err()).unwrap();
 }
 
-/// Long strings in every place a message might echo them are cut.
+/// Long strings where a message might echo them (unknown format tag, op names, keys) are cut.
 #[test]
 fn long_strings_are_not_echoed_whole() {
-    let long = "x".repeat(10_000);
+    assert_no_long_messages(&long_string_files(false));
+}
+
+/// A long string where policy.json wants a number is cut in the message.
+#[test]
+fn long_strings_where_numbers_belong_are_not_echoed_whole() {
+    assert_no_long_messages(&long_string_files(true));
+}
+
+/// Files with a 10,000-character string in places a message might echo it; `numbers`: in
+/// fields that must be numbers.
+fn long_string_files(numbers: bool) -> Vec<Value> {
+    let text = "x".repeat(10_000);
+    let long = text.as_str();
     let entry = |op: Value, p: Value, m: Value| json!({"op": op, "probability": p, "magnitude": m});
-    let long = long.as_str();
     let mut long_key = serde_json::Map::new();
     long_key.insert(long.to_string(), json!(1));
     let cases = [
@@ -471,13 +524,24 @@ fn long_strings_are_not_echoed_whole() {
                "sub_policies": [{"weight": 1.0, "ops": [entry(json!(long), json!(0.5), json!(0.5))]}]}),
         json!({"format": FORMAT, "version": 1, "space": "paper", "ops": [long],
                "sub_policies": [{"weight": 1.0, "ops": [entry(json!("invert"), json!(0.5), json!(0.5))]}]}),
-        json!({"format": FORMAT, "version": 1, "space": "paper", "ops": [],
-               "sub_policies": [{"weight": 1.0, "ops": [entry(json!("invert"), json!(long), json!(0.5))]}]}),
-        json!({"format": FORMAT, "version": long, "space": "paper", "ops": [], "sub_policies": []}),
         Value::Object(long_key),
         json!([[[long, 0.5, 0.5]]]),
         json!([[["invert", long, 0.5]]]),
     ];
+    let in_numbers = [
+        json!({"format": FORMAT, "version": 1, "space": "paper", "ops": [],
+               "sub_policies": [{"weight": 1.0, "ops": [entry(json!("invert"), json!(long), json!(0.5))]}]}),
+        json!({"format": FORMAT, "version": long, "space": "paper", "ops": [], "sub_policies": []}),
+        json!({"format": FORMAT, "version": 1, "space": "paper", "ops": [], "sub_policies": [{"weight": long, "ops": []}]}),
+    ];
+    if numbers {
+        in_numbers.to_vec()
+    } else {
+        cases.to_vec()
+    }
+}
+
+fn assert_no_long_messages(cases: &[Value]) {
     let mut too_long = Vec::new();
     for (k, v) in cases.iter().enumerate() {
         let text = v.to_string();

@@ -246,7 +246,10 @@ pub fn read_meta(dir: &Path) -> DataResult<DatasetMeta> {
         let text = fs::read_to_string(&json).map_err(|e| DataError::io(&json, e))?;
         let meta: DatasetMeta = serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| DataError::Layout {
             path: json.clone(),
-            reason: format!("malformed metadata: {e} (rebuild the dataset: {PREPARE_HINT}, or re-import it with --force)"),
+            reason: format!(
+                "malformed metadata: {} (rebuild the dataset: {PREPARE_HINT}, or re-import it with --force)",
+                crate::error::clip_to(&e.to_string(), crate::error::MESSAGE_LIMIT)
+            ),
         })?;
         meta.check(&json)?;
         return Ok(meta);

@@ -150,7 +150,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err(&self, reason: impl Display) -> DataError {
-        DataError::Layout { path: self.path.to_path_buf(), reason: format!("{reason} ({})", self.hint) }
+        DataError::Layout { path: self.path.to_path_buf(), reason: format!("{} ({})", crate::error::clip_to(&reason.to_string(), crate::error::MESSAGE_LIMIT), self.hint) }
     }
 
     fn file(&self, bytes: &[u8]) -> DataResult<Vec<MatArray>> {

@@ -77,7 +77,7 @@ pub fn describe(name: &str, meta: &DatasetMeta, train: &ImageSet, test: &ImageSe
 
 /// What a folder's metadata says it holds: `pets (3 classes of 3x48x48)`.
 fn holds(meta: &DatasetMeta) -> String {
-    let name = meta.name.clone().unwrap_or_else(|| "a dataset".into());
+    let name = meta.name.as_deref().map(clip).unwrap_or_else(|| "a dataset".into());
     format!("{name} ({} classes of {})", meta.classes.len(), meta.shape_text())
 }
 
@@ -86,7 +86,7 @@ pub fn rebuild_hint(name: &str, meta: Option<&DatasetMeta>) -> String {
     if BUILT_IN.contains(&name) {
         return format!("restore the file, or rebuild the dataset with `cargo xtask datasets {name} --force`");
     }
-    let source = meta.and_then(|m| m.source.clone()).unwrap_or_else(|| "<images>".into());
+    let source = meta.and_then(|m| m.source.as_deref().map(clip)).unwrap_or_else(|| "<images>".into());
     format!("restore the file, or re-import the dataset with `cargo xtask datasets import {source} --name {name} --force`")
 }
 
@@ -144,7 +144,7 @@ pub fn inspect(root: &Path, name: &str) -> DataResult<State> {
         found: holds(meta),
         want: name.to_string(),
         hint: match &meta.name {
-            Some(other) if other != name => format!("use `--dataset {other}`, or give another --data-dir for {name}"),
+            Some(other) if other != name => format!("use `--dataset {}`, or give another --data-dir for {name}", clip(other)),
             _ => format!("move the folder to a name of its own (`mv {} <root>/<name>` and use `--dataset <name>`), or give another --data-dir for {name}", dir.display()),
         },
     };

@@ -45,7 +45,10 @@ pub fn read_svhn_dir(dir: &Path) -> DataResult<(ImageSet, ImageSet)> {
 fn svhn_from_arrays(mut arrays: Vec<MatArray>, path: &Path) -> DataResult<ImageSet> {
     let not_svhn = |what: String| DataError::Layout {
         path: path.to_path_buf(),
-        reason: format!("not SVHN's `train_32x32.mat`/`test_32x32.mat` format: {what} ({SVHN_HINT})"),
+        reason: format!(
+            "not SVHN's `train_32x32.mat`/`test_32x32.mat` format: {} ({SVHN_HINT})",
+            crate::error::clip_to(&what, crate::error::MESSAGE_LIMIT)
+        ),
     };
     let mut take = |name: &str| arrays.iter().position(|a| a.name == name).map(|i| arrays.swap_remove(i));
     let x = take("X").ok_or_else(|| not_svhn("it has no variable `X`".into()))?;

@@ -10,6 +10,8 @@ mod data_errors;
 mod datasets;
 /// The official CIFAR-100 (binary) and SVHN (.mat) formats: written here, read back, damaged.
 mod official_formats;
+/// Property tests: random and mutated checkpoints, dataset metadata and dataset files never panic.
+mod properties;
 /// The search on a tiny CNN: resume, NaN, every configuration.
 mod search;
 /// Training with a fixed policy.
