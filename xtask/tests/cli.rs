@@ -241,3 +241,38 @@ fn gpu_check_on_cuda() {
     let out = xtask().args(["gpu-check", "--device", "cuda", "--quick"]).output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_search_never_rebuilds_cifar10_over_a_users_damaged_dataset() {
+    // The reported scenario: the user's own data sits where CIFAR-10 goes, a file of it goes
+    // missing, and `search --quick` runs. It must stop with a clear error and change nothing.
+    let fx = fixture();
+    let cifar = fx.data.join("cifar-10-batches-bin");
+    std::fs::rename(fx.data.join("tiny"), &cifar).unwrap();
+    std::fs::remove_file(cifar.join("test_batch.bin")).unwrap();
+    let before = snapshot(&fx.data);
+    // With the bundled archive in reach, as a user has it.
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/cifar10-imagefolder.tar.gz");
+    let out = xtask()
+        .env("DADA_CIFAR10_ARCHIVE", &archive)
+        .args(["search", "--quick", "--model", "tiny-cnn", "--data-dir"])
+        .arg(&fx.data)
+        .arg("--out")
+        .arg(fx.root.join("runs/never"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("cifar-10-batches-bin") && stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(snapshot(&fx.data), before, "the user's data changed");
+}
+
+#[test]
+fn a_json_error_is_printed_once() {
+    let fx = fixture();
+    std::fs::write(fx.root.join("broken.json"), "{\"format\": \"dada-policy\", oops}").unwrap();
+    let out = xtask().args(["train", "--policy"]).arg(format!("dada:{}", fx.root.join("broken.json").display())).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("broken.json"), "{stderr}");
+    assert_eq!(stderr.matches("key must be a string").count(), 1, "{stderr}");
+}
