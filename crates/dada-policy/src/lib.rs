@@ -41,7 +41,7 @@ pub use analysis::{
     file_op_preferences, preferences_text, sub_policies_text, sub_policy_summaries, OpPreference, SubPolicySummary,
 };
 pub use discrete::sample_discrete;
-pub use error::{PolicyError, PolicyResult};
+pub use error::{clip, clip_to, PolicyError, PolicyResult, ECHO_LIMIT, MESSAGE_LIMIT};
 pub use file::{
     canonical_op_name, fast_autoaugment_name, read_params, read_tensors, write_params, write_tensors, OpEntry,
     PolicyFile, SubPolicy, FAST_AUTOAUGMENT_NAMES, FORMAT,

@@ -172,24 +172,5 @@ impl DataError {
 /// Result alias for dataset operations.
 pub type DataResult<T> = std::result::Result<T, DataError>;
 
-/// Longest piece of user input echoed back in a message (characters).
-pub const ECHO_LIMIT: usize = 80;
-
-/// `text` cut to [`ECHO_LIMIT`] characters, with the length of what was cut.
-pub fn clip(text: &str) -> String {
-    clip_to(text, ECHO_LIMIT)
-}
-
-/// Longest message built around a library's own error text (characters).
-pub const MESSAGE_LIMIT: usize = 400;
-
-/// `text` cut to `limit` characters, with the length of what was cut.
-pub fn clip_to(text: &str, limit: usize) -> String {
-    let n = text.chars().count();
-    if n <= limit {
-        text.to_string()
-    } else {
-        let head: String = text.chars().take(limit).collect();
-        format!("{head}... ({n} characters)")
-    }
-}
+/// Cutting echoed input to a sane length: one implementation, in dada-policy.
+pub use dada_policy::{clip, clip_to, ECHO_LIMIT, MESSAGE_LIMIT};
