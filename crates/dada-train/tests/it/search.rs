@@ -5,31 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle::{Device, Tensor};
 use dada_train::config::TemperatureSchedule;
-use dada_train::data::{BinaryDataset, DatasetMeta, ImageSet, SplitConfig};
+use dada_train::data::{BinaryDataset, SplitConfig};
 use dada_train::models::ModelKind;
 use dada_train::{EstimatorKind, HypergradKind, Search, SearchConfig, SearchError, SpaceKind};
 
 /// A small learnable dataset: class k has a bright band at rows 3k..3k+3, plus noise.
 pub fn toy_dataset(n_train: usize, n_test: usize, seed: u64) -> BinaryDataset {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut make = |n: usize| {
-        let mut set = ImageSet::empty(3, 32, 32);
-        for i in 0..n {
-            let label = (i % 10) as u8;
-            let mut img = vec![0u8; 3 * 32 * 32];
-            for (p, v) in img.iter_mut().enumerate() {
-                let row = (p % 1024) / 32;
-                let band = row / 3 == label as usize;
-                *v = if band { 200 } else { 40 } + rng.random_range(0..40u8);
-            }
-            set.push(&img, label);
-        }
-        set
-    };
-    let train = make(n_train);
-    let test = make(n_test);
-    BinaryDataset { train, test, meta: DatasetMeta::cifar10(), dir: "toy".into() }
+    dada_train::devcheck::synthetic_dataset(n_train, n_test, seed)
 }
 
 fn tiny_config(space: SpaceKind, estimator: EstimatorKind, hypergrad: HypergradKind) -> SearchConfig {
