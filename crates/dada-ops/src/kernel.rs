@@ -146,21 +146,43 @@ pub(crate) fn check_inputs(
     Ok((b, ImageDims { c, h, w }))
 }
 
-/// The dispatch every built-in op's `apply` uses: fused kernel for f32 on the CPU, the
-/// plain-candle reference path otherwise.
+/// The one place that chooses between the fused CPU kernels and the reference path: the
+/// kernels of `ops` (each with its params) for `images (B,C,H,W)`, in order, when the images
+/// are f32 on the CPU and every op has a kernel for them; `None` when the plain-candle
+/// reference path must run instead (any other device or dtype, an op without a kernel).
+/// Every built-in op's `apply` ([`dispatch`]) and [`weighted_mixture`](crate::weighted_mixture)
+/// ask it.
+pub(crate) fn fused_kernels<'a>(
+    ops: impl IntoIterator<Item = (&'a dyn AugOp, &'a OpParams)>,
+    images: &Tensor,
+) -> Result<Option<Vec<Arc<dyn ImageKernel>>>> {
+    if !(images.device().is_cpu() && images.dtype() == DType::F32) {
+        return Ok(None);
+    }
+    let shape = images.dims4()?;
+    let mut kernels = Vec::new();
+    for (op, params) in ops {
+        match op.kernel(params, shape)? {
+            Some(kernel) => kernels.push(kernel),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(kernels))
+}
+
+/// The `apply` of every built-in op: checks the inputs, then runs the op's fused kernel where
+/// [`fused_kernels`] gives one and its plain-candle `apply_reference` otherwise.
 pub(crate) fn dispatch(
     op: &dyn AugOp,
     images: &Tensor,
     magnitudes: &Tensor,
     params: &OpParams,
 ) -> Result<Tensor> {
-    let (b, dims) = check_inputs(op.name(), images, magnitudes)?;
-    if images.device().is_cpu() && images.dtype() == DType::F32 {
-        if let Some(kernel) = op.kernel(params, (b, dims.c, dims.h, dims.w))? {
-            return apply_kernel(op.name(), kernel, images, magnitudes);
-        }
+    check_inputs(op.name(), images, magnitudes)?;
+    match fused_kernels([(op, params)], images)?.and_then(|mut kernels| kernels.pop()) {
+        Some(kernel) => apply_kernel(op.name(), kernel, images, magnitudes),
+        None => op.apply_reference(images, magnitudes, params),
     }
-    op.apply_reference(images, magnitudes, params)
 }
 
 /// Runs `kernel` over the batch as a candle op with its own backward (CPU, f32).

@@ -1,10 +1,12 @@
 //! `weighted_mixture`: `sum_k weights[:, k] * op_k(images, magnitudes)`, fused on the CPU.
 use std::sync::{Arc, Mutex};
 
-use candle::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernel::{cpu_f32, dot, par_zeroed_chunks, with_f32, ImageDims, ImageKernel};
+use crate::kernel::{
+    cpu_f32, dot, fused_kernels, par_zeroed_chunks, with_f32, ImageDims, ImageKernel,
+};
 use crate::{OpParams, OpSet};
 
 /// The weighted sum of every op of `ops` applied to the same images:
@@ -22,25 +24,16 @@ pub fn weighted_mixture(
     weights: &Tensor,
     params: &[OpParams],
 ) -> Result<Tensor> {
-    let (b, dims, per_op) = check_mixture(ops, images, magnitudes, weights, params)?;
-    if images.device().is_cpu() && images.dtype() == DType::F32 {
-        let shape = (b, dims.c, dims.h, dims.w);
-        let mut kernels = Vec::with_capacity(ops.len());
-        for (op, p) in ops.iter().zip(params) {
-            match op.kernel(p, shape)? {
-                Some(k) => kernels.push(k),
-                None => {
-                    return weighted_mixture_reference(ops, images, magnitudes, weights, params)
-                }
-            }
-        }
-        return images.contiguous()?.apply_op3(
+    let (_, per_op) = check_mixture(ops, images, magnitudes, weights, params)?;
+    let ops_and_params = ops.iter().map(|op| op.as_ref()).zip(params);
+    match fused_kernels(ops_and_params, images)? {
+        Some(kernels) => images.contiguous()?.apply_op3(
             &magnitudes.contiguous()?,
             &weights.contiguous()?,
             FusedMixture::new(kernels, per_op),
-        );
+        ),
+        None => weighted_mixture_reference(ops, images, magnitudes, weights, params),
     }
-    weighted_mixture_reference(ops, images, magnitudes, weights, params)
 }
 
 /// [`weighted_mixture`] built from each op's plain-candle `apply_reference` (any device).
@@ -51,7 +44,7 @@ pub fn weighted_mixture_reference(
     weights: &Tensor,
     params: &[OpParams],
 ) -> Result<Tensor> {
-    let (b, _, per_op) = check_mixture(ops, images, magnitudes, weights, params)?;
+    let (b, per_op) = check_mixture(ops, images, magnitudes, weights, params)?;
     let mut acc: Option<Tensor> = None;
     for (k, (op, p)) in ops.iter().zip(params).enumerate() {
         let m = if per_op {
@@ -72,13 +65,15 @@ pub fn weighted_mixture_reference(
     }
 }
 
+/// Checks the mixture's inputs and returns the batch size and whether the magnitudes are
+/// per op `(B, n_ops)` rather than shared `(B,)`.
 fn check_mixture(
     ops: &OpSet,
     images: &Tensor,
     magnitudes: &Tensor,
     weights: &Tensor,
     params: &[OpParams],
-) -> Result<(usize, ImageDims, bool)> {
+) -> Result<(usize, bool)> {
     let dims = images.dims();
     if dims.len() != 4 {
         bail!("weighted_mixture: images must be (B,C,H,W), got {dims:?}")
@@ -104,15 +99,7 @@ fn check_mixture(
     if magnitudes.dtype() != images.dtype() || weights.dtype() != images.dtype() {
         bail!("weighted_mixture: images, magnitudes and weights must share a dtype")
     }
-    Ok((
-        b,
-        ImageDims {
-            c: dims[1],
-            h: dims[2],
-            w: dims[3],
-        },
-        per_op,
-    ))
+    Ok((b, per_op))
 }
 
 /// Recycled per-op output buffers: a fresh 24 MB allocation per forward costs thousands of page
