@@ -10,3 +10,5 @@ mod grads;
 mod mixture;
 // Forward results against Pillow golden fixtures from real CIFAR-10 images.
 mod golden;
+// The examples (`examples/`), run with small sizes so they keep working.
+mod examples;
