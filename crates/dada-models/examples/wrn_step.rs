@@ -1,16 +1,25 @@
 //! Rough per-phase timing of a WRN-40-2 training step for profiling (figures of record come
 //! from `cargo bench -p dada-benches --bench models`): `cargo run --release -p dada-models
-//! --example wrn_step -- [batch] [steps] [stock]`.
+//! --example wrn_step -- [batch] [steps] [fast|stock|gemm|winograd2|winograd4]`: `fast` (default) is the fast
+//! kernels with the automatic choice of convolution algorithm, `gemm`, `winograd2` and `winograd4` force one.
 use std::time::Instant;
 
 use candle::{Device, Tensor};
-use dada_models::{build_model_with_kernels, Kernels, ModelKind, ModelParams, SgdConfig, SgdMomentum};
+use dada_models::{build_model_with_kernels, set_conv_algorithm, ConvAlgorithm, Kernels, ModelKind, ModelParams, SgdConfig, SgdMomentum};
 
 fn main() -> candle::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(128);
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let kernels = if args.get(3).map(|s| s == "stock").unwrap_or(false) { Kernels::Stock } else { Kernels::Fast };
+    let mode = args.get(3).map(String::as_str).unwrap_or("fast");
+    let kernels = if mode == "stock" { Kernels::Stock } else { Kernels::Fast };
+    match mode {
+        "gemm" => set_conv_algorithm(ConvAlgorithm::Gemm),
+        "winograd2" => set_conv_algorithm(ConvAlgorithm::WinogradF2),
+        "winograd4" => set_conv_algorithm(ConvAlgorithm::WinogradF4),
+        "fast" | "stock" => {}
+        other => candle::bail!("unknown mode {other:?}: expected fast, stock, gemm, winograd2 or winograd4"),
+    }
     let dev = Device::Cpu;
     let params = ModelParams::new(0, &dev);
     let model = build_model_with_kernels(ModelKind::Wrn40_2, 10, kernels, &params)?;

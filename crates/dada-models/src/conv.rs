@@ -18,14 +18,109 @@
 //! On other devices or dtypes [`conv2d`] uses candle's own convolution.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use candle::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu::{f32_slice, uninit_vec};
+use crate::winograd;
 
 /// Number of partial sums for the weight gradient (fixed for determinism).
 const WEIGHT_GRAD_CHUNKS: usize = 8;
+
+/// The algorithm for 3x3, stride-1, padding-1 convolutions on CPU (the forward pass, the input
+/// gradient and the weight gradient). Other shapes always take the im2col GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// The measured rule [`winograd_tile`]: Winograd where it is faster, im2col GEMM elsewhere.
+    /// The choice depends on the shape only.
+    Auto,
+    /// im2col + GEMM everywhere.
+    Gemm,
+    /// Winograd F(2x2, 3x3) for every 3x3 stride-1 padding-1 convolution.
+    WinogradF2,
+    /// Winograd F(4x4, 3x3) for every 3x3 stride-1 padding-1 convolution.
+    WinogradF4,
+}
+
+static ALGORITHM: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the CPU convolution algorithm for the whole process (default [`ConvAlgorithm::Auto`]).
+/// Meant for benchmarks and comparisons; the algorithms agree to float rounding.
+pub fn set_conv_algorithm(algorithm: ConvAlgorithm) {
+    ALGORITHM.store(algorithm as u8, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// A scoped override of the process-wide algorithm on this thread ([`with_conv_algorithm`]).
+    static THREAD_ALGORITHM: std::cell::Cell<Option<ConvAlgorithm>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `algorithm` for the convolutions this thread starts (forward and backward
+/// passes run on the calling thread choose their algorithm there), whatever the process-wide
+/// setting; other threads are not affected. For tests and comparisons within one process.
+pub fn with_conv_algorithm<R>(algorithm: ConvAlgorithm, f: impl FnOnce() -> R) -> R {
+    let previous = THREAD_ALGORITHM.with(|a| a.replace(Some(algorithm)));
+    struct Restore(Option<ConvAlgorithm>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD_ALGORITHM.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+/// The CPU convolution algorithm in use on this thread (see [`set_conv_algorithm`] and
+/// [`with_conv_algorithm`]).
+pub fn conv_algorithm() -> ConvAlgorithm {
+    if let Some(algorithm) = THREAD_ALGORITHM.with(|a| a.get()) {
+        return algorithm;
+    }
+    match ALGORITHM.load(Ordering::Relaxed) {
+        1 => ConvAlgorithm::Gemm,
+        2 => ConvAlgorithm::WinogradF2,
+        3 => ConvAlgorithm::WinogradF4,
+        _ => ConvAlgorithm::Auto,
+    }
+}
+
+/// The measured rule of [`ConvAlgorithm::Auto`] for a 3x3 stride-1 padding-1 convolution with
+/// these channel counts and image size: the Winograd output tile (2 or 4) where Winograd beats
+/// the im2col GEMM, `None` where the GEMM is faster. See docs/performance.md.
+pub fn winograd_tile(c_in: usize, c_out: usize, h: usize, w: usize) -> Option<usize> {
+    if c_in < 16 || c_out < 16 {
+        return None;
+    }
+    // F(4x4, 3x3) needs whole 8-tile lane vectors (width 32 and more) to pay for its transforms;
+    // F(2x2, 3x3) pays from 16x16; below, the transforms cost more than the GEMM saves
+    match h.min(w) {
+        32.. => Some(4),
+        16.. => Some(2),
+        _ => None,
+    }
+}
+
+/// The Winograd tile this convolution runs with under the current algorithm, if any.
+fn winograd_tile_for(g: Geom) -> Option<winograd::TileSize> {
+    if !(g.kh == 3 && g.kw == 3 && g.stride == 1 && g.padding == 1) {
+        return None;
+    }
+    match conv_algorithm() {
+        ConvAlgorithm::Auto => match winograd_tile(g.c_in, g.c_out, g.h, g.w)? {
+            2 => Some(winograd::TileSize::F2),
+            _ => Some(winograd::TileSize::F4),
+        },
+        ConvAlgorithm::Gemm => None,
+        ConvAlgorithm::WinogradF2 => Some(winograd::TileSize::F2),
+        ConvAlgorithm::WinogradF4 => Some(winograd::TileSize::F4),
+    }
+}
+
+fn winograd_plan(tile: winograd::TileSize, g: Geom) -> winograd::Plan {
+    winograd::Plan::new(tile, g.b_sz, g.c_in, g.c_out, g.h, g.w)
+}
 
 /// 2-D convolution without bias, groups 1, dilation 1: `input` (B, C_in, H, W), `weight`
 /// (C_out, C_in, kh, kw) -> (B, C_out, H_out, W_out).
@@ -46,6 +141,20 @@ pub fn conv2d_fast(input: &Tensor, weight: &Tensor, stride: usize, padding: usiz
         candle::bail!("conv2d_fast: CPU only, got {:?}", input.device().location())
     }
     input.contiguous()?.apply_op2(&weight.contiguous()?, FastConv2d { geom })
+}
+
+/// The gradients of [`conv2d_fast`] w.r.t. its input and its weight for the output gradient
+/// `grad_out`: the kernels its backward pass runs, callable alone (for benchmarks and checks).
+/// CPU and f32 only.
+pub fn conv2d_fast_backward(input: &Tensor, weight: &Tensor, grad_out: &Tensor, stride: usize, padding: usize) -> Result<(Tensor, Tensor)> {
+    let geom = Geom::new(input.dims(), weight.dims(), stride, padding)?;
+    if !matches!(input.device(), Device::Cpu) {
+        candle::bail!("conv2d_fast_backward: CPU only, got {:?}", input.device().location())
+    }
+    let (grad_out, weight) = (grad_out.contiguous()?, weight.contiguous()?);
+    let grad_input = grad_out.apply_op2_no_bwd(&weight, &ConvInputGrad { geom })?;
+    let grad_weight = input.contiguous()?.apply_op2_no_bwd(&grad_out, &ConvWeightGrad { geom })?;
+    Ok((grad_input, grad_weight))
 }
 
 /// `conv2d(input, weight) + residual` with `residual` of the output's shape: the residual
@@ -209,6 +318,9 @@ fn forward(g: Geom, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// [`forward`], plus `residual` (of the output's shape) when given: each image's output starts
 /// as its residual and the GEMMs accumulate onto it.
 fn forward_onto(g: Geom, x: &[f32], weight: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
+    if let Some(tile) = winograd_tile_for(g) {
+        return winograd::forward(winograd_plan(tile, g), x, weight, residual);
+    }
     let mut out = uninit_vec(g.b_sz * g.out_len());
     out.par_chunks_mut(g.out_len()).enumerate().for_each(|(bi, out_b)| {
         let x_b = &x[bi * g.in_len()..(bi + 1) * g.in_len()];
@@ -316,6 +428,10 @@ impl CustomOp2 for ConvWeightGrad {
         let g = self.geom;
         let x = f32_slice(s1, l1, "conv2d backward")?;
         let grad = f32_slice(s2, l2, "conv2d backward")?;
+        let shape = Shape::from((g.c_out, g.c_in, g.kh, g.kw));
+        if let Some(tile) = winograd_tile_for(g) {
+            return Ok((CpuStorage::F32(winograd::weight_grad(winograd_plan(tile, g), x, grad)), shape));
+        }
         let w_len = g.c_out * g.k();
         // every chunk holds at least one image, so each partial is fully written
         let per_chunk = g.b_sz.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
@@ -351,7 +467,7 @@ impl CustomOp2 for ConvWeightGrad {
                 dw[co * g.k() + j] = v;
             }
         }
-        Ok((CpuStorage::F32(dw), Shape::from((g.c_out, g.c_in, g.kh, g.kw))))
+        Ok((CpuStorage::F32(dw), shape))
     }
 }
 

@@ -31,8 +31,9 @@ pub const MODEL_LOSS_TOL: f32 = 1e-4;
 /// CPU; on CUDA, cuBLAS may pick other reduction orders between runs.
 pub const SAME_SEED_TOL: f32 = 1e-4;
 /// Model gradient tolerance: global relative L2 over all parameters (ReLU kinks move a few
-/// entries between implementations; see dada-models' `fast_kernels_match_stock` test).
-pub const MODEL_GRAD_TOL: f32 = 1e-2;
+/// entries between implementations, more where the CPU runs Winograd F(4x4, 3x3); see
+/// dada-models' `fast_kernels_match_stock` test: 0.012 for WRN-40-2 there).
+pub const MODEL_GRAD_TOL: f32 = 2.5e-2;
 
 /// One comparison.
 #[derive(Debug, Clone, PartialEq)]

@@ -132,3 +132,40 @@ fn rejects_mismatched_channels() {
     let err = conv2d_fast(&x, &w, 1, 1).unwrap_err().to_string();
     assert!(err.contains("conv2d"), "{err}");
 }
+
+/// Error of each CPU algorithm against the same convolution in f64 (candle's, values and both
+/// gradients), on the 3x3 stride-1 shapes of WRN-40-2's three groups: `max |a - b| / max |b|`.
+/// The measured errors (printed with `--nocapture`) are in docs/performance.md; the bounds here
+/// are about 3x the largest measured.
+#[test]
+fn every_algorithm_is_accurate_against_f64() {
+    use dada_models::{with_conv_algorithm, ConvAlgorithm};
+    let bounds = [(ConvAlgorithm::Gemm, 2e-6), (ConvAlgorithm::WinogradF2, 3e-6), (ConvAlgorithm::WinogradF4, 3e-5)];
+    for (i, &(c, h)) in [(32usize, 32usize), (64, 16), (128, 8)].iter().enumerate() {
+        let seed = 200 + 10 * i as u64;
+        // activations after BatchNorm + ReLU are non-negative; He-scaled weights
+        let x = rand_tensor(&[2, c, h, h], seed).relu().unwrap();
+        let w = (rand_tensor(&[c, c, 3, 3], seed + 1) * (2.0 / (9.0 * c as f64)).sqrt()).unwrap();
+        let r = rand_tensor(&[2, c, h, h], seed + 2);
+        let (x64, w64) = (Var::from_tensor(&x.to_dtype(DType::F64).unwrap()).unwrap(), Var::from_tensor(&w.to_dtype(DType::F64).unwrap()).unwrap());
+        let y64 = conv2d_reference(x64.as_tensor(), w64.as_tensor(), 1, 1).unwrap();
+        let g64 = (&y64 * r.to_dtype(DType::F64).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        for &(algorithm, bound) in &bounds {
+            let (xv, wv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
+            let (y, g) = with_conv_algorithm(algorithm, || {
+                let y = conv2d_fast(xv.as_tensor(), wv.as_tensor(), 1, 1).unwrap();
+                let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                (y, g)
+            });
+            let errs = [
+                ("output", rel_err(&y, &y64)),
+                ("input gradient", rel_err(g.get(xv.as_tensor()).unwrap(), g64.get(x64.as_tensor()).unwrap())),
+                ("weight gradient", rel_err(g.get(wv.as_tensor()).unwrap(), g64.get(w64.as_tensor()).unwrap())),
+            ];
+            println!("{algorithm:?} c {c} {h}x{h}: {errs:?}");
+            for (what, err) in errs {
+                assert!(err < bound, "{algorithm:?} c {c} {h}x{h}: {what} error {err} against f64, bound {bound}");
+            }
+        }
+    }
+}
