@@ -8,3 +8,5 @@ mod grad_flow;
 mod files;
 /// Property tests: random and mutated input to both policy-file readers never panics; errors stay short.
 mod properties;
+// The examples (`examples/`), run with small sizes so they keep working.
+mod examples;
