@@ -19,3 +19,5 @@ mod train;
 /// candle-datasets' reader agrees with ours (only with the `hf-datasets` feature).
 #[cfg(feature = "hf-datasets")]
 mod hf_reader;
+/// The examples (`examples/`), run with small sizes so they keep working.
+mod examples;
