@@ -31,3 +31,8 @@ pub mod known_policies;
 pub mod memory;
 pub mod train;
 pub mod verify;
+
+/// The guide's code blocks (docs/guide.md), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide.md")]
+pub struct GuideDoctests;
