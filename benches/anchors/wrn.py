@@ -7,8 +7,10 @@ BatchNorm momentum 0.1, no dropout), SGD with momentum 0.9 and Nesterov, cross-e
 
     python3 benches/anchors/wrn.py --device cpu --threads 2 --batch 128 --eval-batch 512
     python3 benches/anchors/wrn.py --device cuda --batch 128 --eval-batch 512
+    python3 benches/anchors/wrn.py --measure eval    # only one of the two (default: step,eval)
 
-Needs only `torch`. Warm-up steps are not timed; on CUDA every timing is synchronised.
+Needs only `torch` (`pip install -r benches/anchors/requirements.txt`). Warm-up steps are not
+timed; on CUDA every timing is synchronised.
 """
 import argparse
 import json
@@ -78,7 +80,11 @@ def main():
     ap.add_argument("--eval-batch", type=int, default=512)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--measure", default="step,eval", help="comma-separated: step, eval")
     a = ap.parse_args()
+    measures = set(a.measure.split(","))
+    if not measures or not measures <= {"step", "eval"}:
+        ap.error(f"--measure {a.measure!r}: expected step, eval or step,eval")
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -99,13 +105,16 @@ def main():
         with torch.no_grad():
             model(xe).argmax(1)
 
-    model.train()
-    timed(step, a.warmup, sync)
-    train = timed(step, a.reps, sync)
-    model.eval()
-    timed(evaluate, a.warmup, sync)
-    ev = timed(evaluate, a.reps, sync)
-    for name, times, b in [("wrn40_2_train_step", train, a.batch), ("wrn40_2_eval", ev, a.eval_batch)]:
+    rows = []
+    if "step" in measures:
+        model.train()
+        timed(step, a.warmup, sync)
+        rows.append(("wrn40_2_train_step", timed(step, a.reps, sync), a.batch))
+    if "eval" in measures:
+        model.eval()
+        timed(evaluate, a.warmup, sync)
+        rows.append(("wrn40_2_eval", timed(evaluate, a.reps, sync), a.eval_batch))
+    for name, times, b in rows:
         ips = sorted(b / t for t in times)
         print(json.dumps({"anchor": "pytorch-eager", "torch": torch.__version__, "device": str(dev),
                           "threads": torch.get_num_threads(), "measure": name, "batch": b,

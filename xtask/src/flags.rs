@@ -30,6 +30,9 @@ pub enum Command {
     /// Check a device against the CPU: every op, the mixture, the models, then a search and a
     /// training run end to end, and the same seed twice (run it on a GPU machine).
     GpuCheck(GpuCheckCmd),
+    /// Measure ours against PyTorch eager and kornia (`benches/anchors/`, set up with `pip
+    /// install -r benches/anchors/requirements.txt`), alternating in one run, and print the ratios.
+    Compare(CompareCmd),
     /// Check the repository's layering and file headers.
     Tidy,
 }
@@ -115,6 +118,36 @@ pub struct GpuCheckCmd {
     /// Write the report (JSON) here as well.
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+/// `cargo xtask compare [--rounds 3] [--threads 2] [--measure wrn-step,wrn-eval,mixture]
+/// [--python python3] [--json PATH]`.
+#[derive(Debug, Args)]
+#[command(after_help = "Setup (once): pip install -r benches/anchors/requirements.txt
+Measures: wrn-step (WRN-40-2 training step, batch 128), wrn-eval (WRN-40-2 eval forward, batch
+512), mixture (the 15-op mixture of OpSet::paper(), forward + backward, batch 128; kornia).
+Examples:
+  cargo xtask compare                                 every measure, 3 rounds, 2 threads
+  cargo xtask compare --rounds 1 --measure mixture    about half a minute")]
+pub struct CompareCmd {
+    /// Rounds; each runs ours and theirs once per measure, alternating which goes first.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Threads of each side (ours: rayon; theirs: `torch.set_num_threads`).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Comma-separated: wrn-step, wrn-eval, mixture.
+    #[arg(long, default_value = "wrn-step,wrn-eval,mixture")]
+    pub measure: String,
+    /// Timed repeats per side and round (default: 5 for wrn-step, 3 for wrn-eval, 20 for mixture).
+    #[arg(long)]
+    pub reps: Option<usize>,
+    /// The Python interpreter that has torch and kornia.
+    #[arg(long, default_value = "python3")]
+    pub python: PathBuf,
+    /// Write the figures (JSON) here as well; an existing file is never replaced.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 impl DataFlags {

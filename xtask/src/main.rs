@@ -6,6 +6,7 @@
 //! only parses, reports progress and exits with a status.
 mod augment;
 mod check;
+mod compare;
 mod datasets;
 mod figures;
 mod plot;
@@ -68,6 +69,7 @@ fn main() {
         flags::Command::Train(cmd) => cmd.run(&given),
         flags::Command::VerifyGrads(cmd) => cmd.run(),
         flags::Command::GpuCheck(cmd) => cmd.run(),
+        flags::Command::Compare(cmd) => cmd.run(),
         flags::Command::Tidy => tidy::run(),
     };
     if let Err(e) = result {

@@ -276,3 +276,45 @@ fn a_json_error_is_printed_once() {
     assert!(!out.status.success() && stderr.contains("broken.json"), "{stderr}");
     assert_eq!(stderr.matches("key must be a string").count(), 1, "{stderr}");
 }
+
+#[test]
+fn compare_without_pytorch_is_a_clear_error_naming_the_setup_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = tmp.path().join("taken.json");
+    std::fs::write(&taken, "precious").unwrap();
+    let taken = taken.display().to_string();
+    let no_dir = tmp.path().join("no-dir/out.json").display().to_string();
+    // An interpreter without torch, as Python reports it.
+    let no_torch = tmp.path().join("python-without-torch");
+    std::fs::write(&no_torch, "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&no_torch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let no_torch = no_torch.display().to_string();
+    let setup = "pip install -r benches/anchors/requirements.txt";
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["compare", "--python", "/nonexistent/python"], vec!["/nonexistent/python", setup]),
+        (vec!["compare", "--measure", "wrn-step", "--python", &no_torch], vec!["no module 'torch'", setup]),
+        (vec!["compare", "--rounds", "0"], vec!["--rounds 0", "1..="]),
+        (vec!["compare", "--threads", "0"], vec!["--threads 0"]),
+        (vec!["compare", "--reps", "0"], vec!["--reps 0"]),
+        (vec!["compare", "--rounds", "-1"], vec!["--rounds", "-1"]),
+        (vec!["compare", "--measure", "resnet"], vec!["--measure 'resnet'", "unknown measure 'resnet'", "wrn-step, wrn-eval, mixture"]),
+        (vec!["compare", "--measure", "wrn-step,,mixture"], vec!["--measure", "empty entry"]),
+        (vec!["compare", "--json", &taken], vec!["--json", "taken.json", "exists"]),
+        (vec!["compare", "--json", &no_dir], vec!["--json", "no-dir"]),
+    ];
+    let mut failures = Vec::new();
+    for (args, needles) in &cases {
+        let out = xtask().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let ok = !out.status.success() && !stderr.contains("panicked") && needles.iter().all(|n| stderr.contains(n)) && stderr.len() < 4000;
+        if !ok {
+            failures.push(format!("{args:?} -> {:?}\n{stderr}", out.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert_eq!(std::fs::read_to_string(tmp.path().join("taken.json")).unwrap(), "precious");
+}
