@@ -1,6 +1,7 @@
 //! Criterion benchmarks for dada-policy at B=128, 3x32x32 (the search's batch): sampling,
-//! augmenting (forward + backward to the policy) under each estimator and search space, the
-//! RELAX estimate with its control-variate update, and discrete sampling of an exported policy.
+//! augmenting (forward + backward to the policy) under each estimator and search space (the
+//! paper space with one draw per batch and, `paper_per_image`, one per image), the RELAX
+//! estimate with its control-variate update, and discrete sampling of an exported policy.
 //!
 //! Run: `cargo bench -p dada-benches --bench policy` (filter with e.g. `-- tutorial`).
 use std::time::Duration;
@@ -9,7 +10,7 @@ use candle::{DType, Device, Result, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dada_ops::testing::test_images;
 use dada_policy::{
-    sample_discrete, Estimator, PaperConfig, PaperPolicy, Policy, Relax, TutorialConfig, TutorialPolicy,
+    sample_discrete, Draw, Estimator, PaperConfig, PaperPolicy, Policy, Relax, TutorialConfig, TutorialPolicy,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -57,6 +58,8 @@ fn policy_benches(c: &mut Criterion) {
     let dev = Device::Cpu;
     let paper = PaperPolicy::new(PaperConfig::default(), &dev).unwrap();
     bench_space(c, "paper", &paper);
+    let per_image = PaperPolicy::new(PaperConfig { draw: Draw::PerImage, ..PaperConfig::default() }, &dev).unwrap();
+    bench_space(c, "paper_per_image", &per_image);
     let tutorial = TutorialPolicy::new(TutorialConfig::default(), &dev).unwrap();
     bench_space(c, "tutorial", &tutorial);
     let file = paper.export();

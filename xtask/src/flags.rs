@@ -18,7 +18,7 @@ pub enum Command {
     /// Prepare a dataset in the CIFAR-10 binary layout.
     Datasets(DatasetsCmd),
     /// Search an augmentation policy (the main job).
-    Search(SearchCmd),
+    Search(Box<SearchCmd>),
     /// Apply one op to an image file (any size).
     Augment(AugmentCmd),
     /// Write a PNG grid of every op at one magnitude on a real test image of the dataset.
@@ -220,6 +220,11 @@ pub struct SearchCmd {
     /// smooth) or `straight-through` (the official DADA code's, for every op).
     #[arg(long)]
     pub op_grad: Option<String>,
+    /// Sub-policy draws of the paper space: `per-batch` (the paper's, every preset's: one for the
+    /// whole batch) or `per-image` (this project's extension: one per image, more gradient
+    /// signal per step). The tutorial space always draws per image.
+    #[arg(long)]
+    pub draw: Option<String>,
     /// Model: wrn-40-2, wrn-16-2, wrn-28-10, resnet18, tiny-cnn.
     #[arg(long)]
     pub model: Option<String>,

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle::Device;
 use dada_train::config::TemperatureSchedule;
-use dada_train::{EstimatorKind, HypergradKind, OpGradKind, Search, SearchConfig, SpaceKind};
+use dada_train::{Draw, EstimatorKind, HypergradKind, OpGradKind, Search, SearchConfig, SpaceKind};
 
 use crate::datasets::open;
 use crate::flags::DataFlags;
@@ -71,6 +71,16 @@ impl SearchCmd {
                 "straight-through" => OpGradKind::StraightThrough,
                 other => bail!("--op-grad '{}': expected exact or straight-through", clip(other)),
             };
+        }
+        if let Some(d) = &self.draw {
+            cfg.draw = match d.as_str() {
+                "per-batch" => Draw::PerBatch,
+                "per-image" => Draw::PerImage,
+                other => bail!("--draw '{}': expected per-batch or per-image", clip(other)),
+            };
+            if cfg.space != SpaceKind::Paper {
+                bail!("--draw {d}: only the paper space has a choice (the tutorial space always draws one sub-policy per image)");
+            }
         }
         if let Some(m) = &self.model {
             cfg.model = parse_model(m)?;
@@ -147,8 +157,9 @@ impl SearchCmd {
             eprintln!("resumed {} at step {} of {}", out.display(), search.step_index(), cfg.total_steps());
         }
         eprintln!(
-            "searching: preset {}, space {:?}, estimator {:?}, hypergradient {:?}, op gradient {:?}, model {}, {} / {} / {} images, {} epoch(s) of {} steps, seed {}",
-            cfg.preset, cfg.space, cfg.estimator, cfg.hypergrad, cfg.op_grad, cfg.model, search.splits.train.len(),
+            "searching: preset {}, space {:?}{}, estimator {:?}, hypergradient {:?}, op gradient {:?}, model {}, {} / {} / {} images, {} epoch(s) of {} steps, seed {}",
+            cfg.preset, cfg.space, if cfg.space == SpaceKind::Paper { format!(" (draw {:?})", cfg.draw) } else { String::new() },
+            cfg.estimator, cfg.hypergrad, cfg.op_grad, cfg.model, search.splits.train.len(),
             search.splits.val.len(), search.splits.test.len(), cfg.epochs, cfg.steps_per_epoch(), cfg.seed
         );
         let stop = interrupt_flag();

@@ -3,7 +3,8 @@
 //!
 //! - [`Policy`] is the object-safe trait the search holds. [`PaperPolicy`] is the official DADA
 //!   space (all `C(15, 2) = 105` op pairs, one sub-policy per batch, selection logits +
-//!   clamped probabilities and magnitudes); [`TutorialPolicy`] is the datarax guide's
+//!   clamped probabilities and magnitudes; [`Draw::PerImage`], this project's extension, draws
+//!   one sub-policy per image instead); [`TutorialPolicy`] is the datarax guide's
 //!   (`25 x 2` slots, each a Gumbel-Softmax mixture over 15 ops, per image, 850 parameters).
 //! - [`Policy::sample`] draws the discrete choices once ([`PolicySample`]); [`Policy::augment`]
 //!   applies them with dada-ops. With [`Estimator::Gumbel`] every parameter group gets its
@@ -50,7 +51,7 @@ pub use gumbel::{
     gumbel_softmax, gumbel_softmax_with_noise, one_hot_argmax, relaxed_bernoulli, relaxed_bernoulli_with_noise,
     sample_gumbel, sample_logistic, straight_through, uniform, EPS,
 };
-pub use paper::{PaperConfig, PaperPolicy};
+pub use paper::{Draw, PaperConfig, PaperPolicy};
 pub use policy::{Estimator, Policy, PolicySample};
 pub use relax::{ControlVariate, Reinforce, Relax, RelaxConfig, RelaxEstimate};
 pub use schedule::Schedule;

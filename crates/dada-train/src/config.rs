@@ -2,6 +2,8 @@
 use dada_models::ModelKind;
 use serde::{Deserialize, Serialize};
 
+pub use dada_policy::Draw;
+
 use crate::data::SplitConfig;
 use crate::pipeline::PipelineConfig;
 
@@ -100,6 +102,12 @@ pub struct SearchConfig {
     /// Magnitude gradient of the ops (absent in checkpoints written before it existed: exact).
     #[serde(default)]
     pub op_grad: OpGradKind,
+    /// Paper space: one sub-policy per batch (`PerBatch`, the paper's and every preset's) or
+    /// one per image (`PerImage`, this project's extension: more gradient signal per step,
+    /// see [`Draw::PerImage`]). The tutorial space always draws per image. Absent in
+    /// checkpoints written before it existed: per batch.
+    #[serde(default)]
+    pub draw: Draw,
     /// Classifier.
     #[serde(with = "model_kind")]
     pub model: ModelKind,
@@ -159,6 +167,7 @@ impl SearchConfig {
             estimator: EstimatorKind::Relax,
             hypergrad: HypergradKind::Unrolled,
             op_grad: OpGradKind::Exact,
+            draw: Draw::PerBatch,
             model: ModelKind::Wrn40_2,
             split: SplitConfig::reduced_search(),
             epochs: 20,
@@ -310,6 +319,20 @@ mod tests {
         let mut bad = SearchConfig::tutorial();
         bad.policy_lr = -1.0;
         assert!(bad.validate().unwrap_err().contains("policy lr"));
+    }
+
+    #[test]
+    fn configs_written_before_draw_existed_read_as_per_batch() {
+        let mut cfg = SearchConfig::paper();
+        assert_eq!(cfg.draw, Draw::PerBatch, "the paper preset draws per batch");
+        assert_eq!(SearchConfig::tutorial().draw, Draw::PerBatch);
+        cfg.draw = Draw::PerImage;
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(json["draw"], "PerImage");
+        assert_eq!(serde_json::from_value::<SearchConfig>(json.clone()).unwrap(), cfg);
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("draw");
+        assert_eq!(serde_json::from_value::<SearchConfig>(old).unwrap().draw, Draw::PerBatch);
     }
 
     #[test]

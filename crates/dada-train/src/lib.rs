@@ -14,7 +14,7 @@ pub mod pipeline;
 pub mod config;
 pub mod search;
 
-pub use config::{EstimatorKind, HypergradKind, OpGradKind, SearchConfig, SpaceKind, TemperatureSchedule};
+pub use config::{Draw, EstimatorKind, HypergradKind, OpGradKind, SearchConfig, SpaceKind, TemperatureSchedule};
 pub use search::{evaluate, EvalResult, HistoryRow, Search, SearchError, SearchResult};
 
 /// The ops crate, re-exported for the command line and examples.

@@ -202,7 +202,12 @@ impl Search {
         };
         let policy: Box<dyn Policy> = match cfg.space {
             SpaceKind::Paper => Box::new(dada_policy::PaperPolicy::new(
-                dada_policy::PaperConfig { top_k: cfg.top_k, ops: ops(OpSet::paper()), ..dada_policy::PaperConfig::default() },
+                dada_policy::PaperConfig {
+                    top_k: cfg.top_k,
+                    ops: ops(OpSet::paper()),
+                    draw: cfg.draw,
+                    ..dada_policy::PaperConfig::default()
+                },
                 device,
             )?),
             SpaceKind::Tutorial => Box::new(dada_policy::TutorialPolicy::new(
@@ -298,6 +303,110 @@ impl Search {
         Ok(())
     }
 
+    /// What step `step` draws before any update: its training batch (crop + flip), a random
+    /// validation batch, and the policy sample, each from its own seeded stream.
+    fn draw_step(&self, step: usize, temperature: f64) -> SearchResult<StepDraw> {
+        let cfg = &self.cfg;
+        let mut brng = step_rng(cfg.seed, STREAM_BATCH, step as u64);
+        let idx = self.batch_indices(step);
+        let (x, y) = crop_flip_batch(&self.splits.train, &idx, &cfg.pipeline, &mut brng, &self.device)?;
+        let mut vrng = step_rng(cfg.seed, STREAM_VAL, step as u64);
+        let n_val = self.splits.val.len();
+        let vidx: Vec<usize> = (0..cfg.batch_size.min(n_val)).map(|_| vrng.random_range(0..n_val)).collect();
+        let (xv, yv) = self.splits.val.to_tensors(&vidx, &self.device)?;
+        let mut aug_rng = step_rng(cfg.seed, STREAM_POLICY, step as u64);
+        let sample = self.policy.sample(cfg.batch_size, temperature, &mut aug_rng)?;
+        Ok(StepDraw { x, y, xv, yv, sample, aug_rng })
+    }
+
+    /// The unrolled (DARTS one-step) hypergradient of step `step`, given the model gradient
+    /// `grads_w` at the current weights `w` (the weights are restored before it returns).
+    ///
+    /// With `w' = w - lr (mu buf + g + wd w)`, `g = grad_w L_train(w, theta)`, the policy's
+    /// objective is `H(theta) = L_val(w'(theta))`, and
+    /// `dH/dtheta = -lr grad^2_{theta,w} L_train . v`, `v = grad L_val(w')` (momentum and weight
+    /// decay do not depend on `theta`). The Hessian-vector product is the finite difference
+    /// `[grad_theta L_train(w + eps v) - grad_theta L_train(w - eps v)] / (2 eps)`,
+    /// `eps = fd_r / |v|`. So, `v` held fixed, `H`'s gradient is that of the expectation of
+    /// `h(b) = -lr / (2 eps) [L_train(w + eps v; b) - L_train(w - eps v; b)]` over the draws
+    /// `b`: the pathwise part differentiates `h` through the augmentation (`pathwise`), and
+    /// the discrete choices get RELAX on its value. `L_train` is the batch mean, so
+    /// `h = sum_i h_i` with `h_i` image `i`'s term (`f_value`, `(B,)`).
+    ///
+    /// Per-image draws ([`dada_policy::Draw::PerImage`]): image `i` is augmented by its own
+    /// draw `b_i` only, and both passes at `w +- eps v` replay the same draws and op
+    /// parameters, so the pathwise part is `sum_i dh_i/dtheta` through image `i`'s ops (its
+    /// sub-policy's magnitudes), and RELAX gets one value per draw, `B h_i` ([`per_draw`]),
+    /// whose mean over draws is `h` (the derivation of the per-draw estimator is at
+    /// [`dada_policy::Draw::PerImage`]).
+    fn unrolled(&mut self, draw: &StepDraw, grads_w: &candle::backprop::GradStore, lr: f64, step: usize) -> SearchResult<Unrolled> {
+        let cfg = self.cfg.clone();
+        let b_sz = draw.x.dim(0)?;
+        let vars: Vec<Var> = self.sgd.vars().to_vec();
+        let policy_vars: Vec<Var> = self.policy.vars().into_iter().map(|(_, v)| v).collect();
+        let snapshot = self.params.snapshot()?;
+        // A copy: `detach` would share the Vars' storage, which `set_weights` overwrites in
+        // place, and the passes below would run at w' + eps v and w' instead of w +- eps v.
+        let w: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle::Result<_>>()?;
+        // w' = w - lr (momentum buf + grad + wd w): one SGD step, not applied.
+        let mut step_dir = Vec::with_capacity(vars.len());
+        for (k, var) in vars.iter().enumerate() {
+            let g = match grads_w.get(var) {
+                Some(g) => (g + (&w[k] * cfg.weight_decay)?)?,
+                None => w[k].zeros_like()?,
+            };
+            let d = match self.sgd.momentum_buffer(var) {
+                Some(buf) => ((buf * cfg.momentum)? + g)?,
+                None => g,
+            };
+            step_dir.push(d);
+        }
+        self.set_weights(&w, Some((&step_dir, -lr)))?;
+        let vlogits = self.model.forward_t(&normalize(&draw.xv)?, true)?;
+        let (vloss, _) = loss_and_acc(&vlogits, &draw.yv)?;
+        let val_loss = vloss.to_scalar::<f32>()?;
+        check_finite("validation", val_loss, step)?;
+        let vgrads = vloss.backward()?;
+        let v: Vec<Tensor> = vars.iter().map(|var| vgrads.get(var).cloned().map_or_else(|| var.zeros_like(), Ok)).collect::<candle::Result<_>>()?;
+        let norm = v.iter().map(|t| t.sqr()?.sum_all()?.to_scalar::<f32>()).collect::<candle::Result<Vec<f32>>>()?.iter().map(|&s| s as f64).sum::<f64>().sqrt();
+        let eps = cfg.fd_r / norm.max(1e-12);
+        // f(w ± eps v) on the same augmented batch; gradients w.r.t. the policy.
+        let mut f_pm = Vec::new();
+        let mut g_pm: Vec<Vec<Option<Tensor>>> = Vec::new();
+        // Under RELAX, when no applied op has a magnitude, nothing in the augmented batch
+        // depends on the policy's Vars: f(w ± eps v) is needed as a value only, and the
+        // model's backward is skipped.
+        let pathwise = cfg.estimator == EstimatorKind::Gumbel || self.augmentation_has_magnitude(&draw.sample);
+        for sign in [1.0, -1.0] {
+            self.set_weights(&w, Some((&v, sign * eps)))?;
+            let input = self.model_input(&draw.x, &draw.sample, &mut draw.aug_rng.clone())?;
+            let input = if pathwise { input } else { input.detach() };
+            let logits = self.model.forward_t(&input, true)?;
+            let per = per_image_loss(&logits, &draw.y)?;
+            if pathwise {
+                let f = (per.sum_all()? / b_sz as f64)?;
+                // only the policy's gradients are used: skip the model's own
+                let g = without_parameter_grads(|| f.backward())?;
+                g_pm.push(policy_vars.iter().map(|pv| g.get(pv).cloned()).collect());
+            } else {
+                g_pm.push(vec![None; policy_vars.len()]);
+            }
+            f_pm.push((per / b_sz as f64)?.detach());
+        }
+        self.params.restore(&snapshot)?;
+        self.images_processed += 3 * b_sz as u64;
+        // Hypergradient: -lr (g+ - g-) / (2 eps).
+        let scale = -lr / (2.0 * eps);
+        let pathwise = (0..policy_vars.len())
+            .map(|k| match (&g_pm[0][k], &g_pm[1][k]) {
+                (Some(a), Some(b)) => Ok(Some(((a - b)? * scale)?)),
+                _ => Ok(None),
+            })
+            .collect::<candle::Result<Vec<_>>>()?;
+        let f_value = ((&f_pm[0] - &f_pm[1])? * scale)?;
+        Ok(Unrolled { pathwise, f_value, val_loss })
+    }
+
     /// One search step: a policy update and a model update. Returns its history row.
     pub fn step(&mut self) -> SearchResult<HistoryRow> {
         let step = self.step;
@@ -307,27 +416,18 @@ impl Search {
         let lr = cfg.lr_at(step);
         let (mut t_aug, mut t_model, mut t_policy) = (0f64, 0f64, 0f64);
 
-        // Data: a training batch (crop + flip) and a random validation batch.
+        // Data (a training batch, crop + flip, and a random validation batch) and the policy
+        // sample; then the augmented training batch.
         let t0 = Instant::now();
-        let mut brng = step_rng(cfg.seed, STREAM_BATCH, step as u64);
-        let idx = self.batch_indices(step);
-        let (x, y) = crop_flip_batch(&self.splits.train, &idx, &cfg.pipeline, &mut brng, &self.device)?;
-        let mut vrng = step_rng(cfg.seed, STREAM_VAL, step as u64);
-        let n_val = self.splits.val.len();
-        let vidx: Vec<usize> = (0..b_sz.min(n_val)).map(|_| vrng.random_range(0..n_val)).collect();
-        let (xv, yv) = self.splits.val.to_tensors(&vidx, &self.device)?;
-
-        // Policy sample and the augmented training batch.
-        let mut prng = step_rng(cfg.seed, STREAM_POLICY, step as u64);
-        let sample = self.policy.sample(b_sz, temperature, &mut prng)?;
-        let mut arng = prng.clone();
-        let input = self.model_input(&x, &sample, &mut arng)?;
+        let draw = self.draw_step(step, temperature)?;
+        let (x, y, xv, yv, sample) = (&draw.x, &draw.y, &draw.xv, &draw.yv, &draw.sample);
+        let input = self.model_input(x, sample, &mut draw.aug_rng.clone())?;
         t_aug += t0.elapsed().as_secs_f64();
 
         // Model gradient at w on the augmented batch (the policy is fixed here).
         let t1 = Instant::now();
         let logits = self.model.forward_t(&input.detach(), true)?;
-        let (loss, train_acc) = loss_and_acc(&logits, &y)?;
+        let (loss, train_acc) = loss_and_acc(&logits, y)?;
         let train_loss = loss.to_scalar::<f32>()?;
         check_finite("training", train_loss, step)?;
         let mut grads_w = loss.backward()?;
@@ -338,82 +438,27 @@ impl Search {
         // Policy gradient.
         let t2 = Instant::now();
         let model_before = t_model;
-        let vars: Vec<Var> = self.sgd.vars().to_vec();
         let policy_vars: Vec<Var> = self.policy.vars().into_iter().map(|(_, v)| v).collect();
         let val_loss;
         let mut pgrads: Vec<Option<Tensor>> = vec![None; policy_vars.len()];
         let f_value: Tensor;
         match cfg.hypergrad {
             HypergradKind::Unrolled => {
-                let snapshot = self.params.snapshot()?;
-                let w: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().detach()).collect();
-                // w' = w - lr (momentum buf + grad + wd w): one SGD step, not applied.
-                let mut step_dir = Vec::with_capacity(vars.len());
-                for (k, var) in vars.iter().enumerate() {
-                    let g = match grads_w.get(var) {
-                        Some(g) => (g + (&w[k] * cfg.weight_decay)?)?,
-                        None => w[k].zeros_like()?,
-                    };
-                    let d = match self.sgd.momentum_buffer(var) {
-                        Some(buf) => ((buf * cfg.momentum)? + g)?,
-                        None => g,
-                    };
-                    step_dir.push(d);
-                }
-                self.set_weights(&w, Some((&step_dir, -lr)))?;
                 let tm = Instant::now();
-                let vlogits = self.model.forward_t(&normalize(&xv)?, true)?;
-                let (vloss, _) = loss_and_acc(&vlogits, &yv)?;
-                val_loss = vloss.to_scalar::<f32>()?;
-                check_finite("validation", val_loss, step)?;
-                let vgrads = vloss.backward()?;
-                let v: Vec<Tensor> = vars.iter().map(|var| vgrads.get(var).cloned().map_or_else(|| var.zeros_like(), Ok)).collect::<candle::Result<_>>()?;
-                let norm = v.iter().map(|t| t.sqr()?.sum_all()?.to_scalar::<f32>()).collect::<candle::Result<Vec<f32>>>()?.iter().map(|&s| s as f64).sum::<f64>().sqrt();
-                let eps = cfg.fd_r / norm.max(1e-12);
-                // f(w ± eps v) on the same augmented batch; gradients w.r.t. the policy.
-                let mut f_pm = Vec::new();
-                let mut g_pm: Vec<Vec<Option<Tensor>>> = Vec::new();
-                // Under RELAX, when no applied op has a magnitude, nothing in the augmented batch
-                // depends on the policy's Vars: f(w ± eps v) is needed as a value only, and the
-                // model's backward is skipped.
-                let pathwise = cfg.estimator == EstimatorKind::Gumbel || self.augmentation_has_magnitude(&sample);
-                for sign in [1.0, -1.0] {
-                    self.set_weights(&w, Some((&v, sign * eps)))?;
-                    let mut arng = prng.clone();
-                    let input = self.model_input(&x, &sample, &mut arng)?;
-                    let input = if pathwise { input } else { input.detach() };
-                    let logits = self.model.forward_t(&input, true)?;
-                    let per = per_image_loss(&logits, &y)?;
-                    if pathwise {
-                        let f = (per.sum_all()? / b_sz as f64)?;
-                        // only the policy's gradients are used: skip the model's own
-                        let g = without_parameter_grads(|| f.backward())?;
-                        g_pm.push(policy_vars.iter().map(|pv| g.get(pv).cloned()).collect());
-                    } else {
-                        g_pm.push(vec![None; policy_vars.len()]);
-                    }
-                    f_pm.push((per / b_sz as f64)?.detach());
-                }
-                self.params.restore(&snapshot)?;
-                self.images_processed += 3 * b_sz as u64;
+                let hyper = self.unrolled(&draw, &grads_w, lr, step)?;
                 t_model += tm.elapsed().as_secs_f64();
-                // Hypergradient: -lr (g+ - g-) / (2 eps).
-                let scale = -lr / (2.0 * eps);
-                for (k, slot) in pgrads.iter_mut().enumerate() {
-                    if let (Some(a), Some(b)) = (&g_pm[0][k], &g_pm[1][k]) {
-                        *slot = Some(((a - b)? * scale)?);
-                    }
-                }
-                f_value = ((&f_pm[0] - &f_pm[1])? * scale)?;
+                pgrads = hyper.pathwise;
+                f_value = hyper.f_value;
+                val_loss = hyper.val_loss;
             }
             HypergradKind::FirstOrder => {
                 // The validation loss on policy-augmented validation images at w.
                 let mut vprng = step_rng(cfg.seed, STREAM_POLICY, (step as u64) | (1 << 62));
                 let vsample = self.policy.sample(xv.dim(0)?, temperature, &mut vprng)?;
-                let vinput = self.model_input(&xv, &vsample, &mut vprng)?;
+                let vinput = self.model_input(xv, &vsample, &mut vprng)?;
                 let tm = Instant::now();
                 let logits = self.model.forward_t(&vinput, true)?;
-                let per = per_image_loss(&logits, &yv)?;
+                let per = per_image_loss(&logits, yv)?;
                 let n = per.dim(0)? as f64;
                 let f = (per.sum_all()? / n)?;
                 val_loss = f.to_scalar::<f32>()?;
@@ -437,7 +482,7 @@ impl Search {
         if cfg.hypergrad == HypergradKind::Unrolled {
             if let Some(relax) = self.relax.as_mut() {
                 let f_value = per_draw(&f_value, sample.n_draws())?;
-                for (var, g) in relax.grads(self.policy.as_ref(), &sample, &f_value)? {
+                for (var, g) in relax.grads(self.policy.as_ref(), sample, &f_value)? {
                     add_grad(&policy_vars, &mut pgrads, &var, g)?;
                 }
             }
@@ -571,15 +616,41 @@ impl Search {
     }
 }
 
-/// Per-image contributions `(B,)` to the objective, summed per independent draw: `(1,)` for a
-/// draw shared by the whole batch, unchanged for per-image draws.
+/// What one step draws before any update (see `Search::draw_step`).
+struct StepDraw {
+    x: Tensor,
+    y: Tensor,
+    xv: Tensor,
+    yv: Tensor,
+    sample: PolicySample,
+    /// The policy stream right after the sample: a clone replays the augmentation (the ops'
+    /// own parameters and Cutout) exactly.
+    aug_rng: StdRng,
+}
+
+/// The unrolled hypergradient of one step (see `Search::unrolled`).
+struct Unrolled {
+    /// The pathwise part per policy Var, in `Policy::vars` order (`None`: no path).
+    pathwise: Vec<Option<Tensor>>,
+    /// Each image's term `h_i` of the finite-difference objective `h`, `(B,)`.
+    f_value: Tensor,
+    /// The validation loss after the unrolled step.
+    val_loss: f32,
+}
+
+/// Per-image terms `(B,)` of the objective (they sum to it) as one value per independent
+/// draw, for [`Relax::grads`], which estimates the gradient of the expected *mean* over
+/// draws: `(1,)`, their sum, for a draw shared by the whole batch; `B` times each term for
+/// per-image draws (image `i`'s own loss term on the scale of the batch mean), so that the
+/// mean over draws is the objective again.
 fn per_draw(f: &Tensor, n_draws: usize) -> candle::Result<Tensor> {
-    if n_draws == f.dim(0)? {
-        Ok(f.clone())
-    } else if n_draws == 1 {
+    let b = f.dim(0)?;
+    if n_draws == 1 {
         f.sum_keepdim(0)
+    } else if n_draws == b {
+        f * b as f64
     } else {
-        candle::bail!("search: {} per-image losses for {n_draws} draws", f.dim(0)?)
+        candle::bail!("search: {b} per-image losses for {n_draws} draws")
     }
 }
 
@@ -591,4 +662,166 @@ fn add_grad(vars: &[Var], grads: &mut [Option<Tensor>], var: &Var, g: Tensor) ->
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Draw;
+    use crate::data::SplitConfig;
+    use candle::backprop::GradStore;
+    use dada_models::ModelKind;
+    use dada_ops::MagnitudeGrad;
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().and_then(|t| t.to_vec1::<f32>()).unwrap()
+    }
+
+    /// `linear -> tanh -> linear` on the flattened image: smooth in its weights and input, so
+    /// that second derivatives can be checked by finite differences (a ReLU network's weight
+    /// gradient jumps wherever a unit's sign flips, and those jumps swamp them).
+    struct Smooth {
+        hidden: candle_nn::Linear,
+        out: candle_nn::Linear,
+    }
+
+    impl Classifier for Smooth {
+        fn forward_t(&self, images: &Tensor, _train: bool) -> candle::Result<Tensor> {
+            use candle::Module;
+            self.out.forward(&self.hidden.forward(&images.flatten_from(1)?)?.tanh()?)
+        }
+    }
+
+    /// Replaces the search's classifier (and its optimiser) with a [`Smooth`] one.
+    fn install_smooth(search: &mut Search, n_classes: usize) -> candle::Result<()> {
+        let vb = search.params.var_builder();
+        let hidden = candle_nn::linear(3 * 32 * 32, 8, vb.pp("smooth_hidden"))?;
+        let out = candle_nn::linear(8, n_classes, vb.pp("smooth_out"))?;
+        search.model = Box::new(Smooth { hidden, out });
+        let vars: Vec<Var> =
+            search.params.named_trainable_vars().into_iter().filter(|(n, _)| n.starts_with("smooth")).map(|(_, v)| v).collect();
+        assert_eq!(vars.len(), 4);
+        let cfg = &search.cfg;
+        let sgd = SgdConfig { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: cfg.nesterov };
+        search.sgd = SgdMomentum::new(vars, sgd)?;
+        Ok(())
+    }
+
+    /// The magnitudes' pathwise hypergradient of one unrolled step (the DARTS finite
+    /// difference over `w +- eps v`, differentiated through each image's ops) against the same
+    /// derivative taken in the other order: with `v = grad L_val(w')` fixed,
+    /// `dH/dm = -lr d/dm <v, grad_w L_train(w; m)>`, by central differences (step 1e-2) in each
+    /// magnitude that an image applied with an op smooth in its magnitude (the enhance ops,
+    /// unclipped at 0.3 on these images), with a classifier smooth in its weights ([`Smooth`]).
+    /// Clipping of the model gradient is off (the formula leaves it out). Asserts
+    /// `max |error| <= 1e-2 max |gradient|` over the checked magnitudes and exact zeros where no
+    /// image applied the slot; returns how many were checked.
+    fn check_unrolled_hypergradient(kind: Draw, batch_size: usize, seed: u64) -> SearchResult<usize> {
+        let ds = crate::devcheck::synthetic_dataset(96, 16, 4);
+        let mut cfg = SearchConfig::paper();
+        cfg.draw = kind;
+        cfg.model = ModelKind::TinyCnn;
+        cfg.split = SplitConfig { n_train: 64, n_val: 32, n_test: Some(16), stratified: true, seed: 3 };
+        cfg.batch_size = batch_size;
+        cfg.grad_clip = 1e9;
+        cfg.seed = seed;
+        let mut search = Search::new(cfg.clone(), &ds, &Device::Cpu)?;
+        install_smooth(&mut search, 10)?;
+        let (names, policy_vars): (Vec<String>, Vec<Var>) = search.policy().vars().into_iter().unzip();
+        let k_m = names.iter().position(|n| n == "magnitudes").unwrap();
+        let mags = policy_vars[k_m].clone();
+        // Off the identity 0.5, and inside the enhance ops' unclipped range.
+        mags.set(&(mags.as_tensor().ones_like()? * 0.3)?)?;
+        search.step()?; // a momentum buffer for w'
+        mags.set(&(mags.as_tensor().ones_like()? * 0.3)?)?;
+        let step = search.step_index();
+        let (temperature, lr) = (cfg.temperature.value(step, cfg.total_steps()), cfg.lr_at(step));
+        let draw = search.draw_step(step, temperature)?;
+        assert_eq!(draw.sample.n_draws(), if kind == Draw::PerImage { batch_size } else { 1 });
+        let train_grads = |search: &Search| -> SearchResult<GradStore> {
+            let input = search.model_input(&draw.x, &draw.sample, &mut draw.aug_rng.clone())?;
+            let logits = search.model.forward_t(&input.detach(), true)?;
+            Ok(loss_and_acc(&logits, &draw.y)?.0.backward()?)
+        };
+        let grads_w = train_grads(&search)?;
+        // None: no applied op has a magnitude, and the search skipped the pathwise pass.
+        let got = search.unrolled(&draw, &grads_w, lr, step)?.pathwise[k_m].as_ref().map_or(vec![0.0; mags.elem_count()], values);
+
+        // v at w' = w - lr (mu buf + g + wd w), computed here afresh; then w again.
+        let vars = search.sgd.vars().to_vec();
+        let w: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle::Result<_>>()?;
+        for (var, w) in vars.iter().zip(&w) {
+            let mut d = (grads_w.get(var).unwrap() + (w * cfg.weight_decay)?)?;
+            if let Some(buf) = search.sgd.momentum_buffer(var) {
+                d = (d + (buf * cfg.momentum)?)?;
+            }
+            var.set(&(w - (d * lr)?)?)?;
+        }
+        let vlogits = search.model.forward_t(&normalize(&draw.xv)?, true)?;
+        let vgrads = loss_and_acc(&vlogits, &draw.yv)?.0.backward()?;
+        let v: Vec<Tensor> = vars.iter().map(|var| vgrads.get(var).unwrap().clone()).collect();
+        for (var, w) in vars.iter().zip(&w) {
+            var.set(w)?;
+        }
+        let phi = |search: &Search| -> SearchResult<f64> {
+            let g = train_grads(search)?;
+            let mut total = 0f64;
+            for (var, v) in vars.iter().zip(&v) {
+                total += (g.get(var).unwrap() * v)?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+            }
+            Ok(total)
+        };
+
+        // The magnitudes some image applied (slot j of sub-policy c: m[c, j] = flat c k + j).
+        let (ops, k) = (search.policy().ops().clone(), 2);
+        let sub_policies = draw.sample.sub_policies();
+        let applied = |q: usize| (0..sub_policies.len()).any(|i| sub_policies[i] == q / k && draw.sample.gates()[i][q % k]);
+        let op_of = |q: usize| {
+            let i = sub_policies.iter().position(|&c| c == q / k).expect("an applied sub-policy was drawn");
+            ops.get(draw.sample.op_indices()[i][q % k]).clone()
+        };
+        let base = values(mags.as_tensor());
+        let h = 1e-2f32;
+        let (mut checked, mut worst, mut scale) = (Vec::new(), 0f64, 0f64);
+        for (q, &g) in got.iter().enumerate() {
+            if !applied(q) {
+                assert_eq!(g, 0.0, "m[{}, {}]: no image applied it", q / k, q % k);
+                continue;
+            }
+            let op = op_of(q);
+            if op.magnitude_grad() != MagnitudeGrad::Exact {
+                continue;
+            }
+            let at = |delta: f32| -> SearchResult<f64> {
+                let mut m = base.clone();
+                m[q] += delta;
+                mags.set(&Tensor::from_vec(m, mags.shape(), &Device::Cpu)?)?;
+                phi(&search)
+            };
+            let want = -lr * (at(h)? - at(-h)?) / (2.0 * h as f64);
+            mags.set(&Tensor::from_vec(base.clone(), mags.shape(), &Device::Cpu)?)?;
+            println!("m[{}, {}] ({}): hypergradient {g:.4e}, finite differences {want:.4e}", q / k, q % k, op.name());
+            worst = f64::max(worst, (g as f64 - want).abs());
+            scale = f64::max(scale, want.abs());
+            checked.push(q);
+        }
+        println!("{} magnitudes checked: max |error| {worst:.3e}, max |gradient| {scale:.3e}", checked.len());
+        assert!(worst <= 1e-2 * scale, "max error {worst:.3e} vs max gradient {scale:.3e}");
+        Ok(checked.len())
+    }
+
+    #[test]
+    fn per_image_unrolled_hypergradient_matches_finite_differences() -> SearchResult<()> {
+        let checked = check_unrolled_hypergradient(Draw::PerImage, 32, 5)?;
+        assert!(checked >= 3, "32 images apply a few smooth ops: {checked}");
+        Ok(())
+    }
+
+    #[test]
+    fn per_batch_unrolled_hypergradient_matches_finite_differences() -> SearchResult<()> {
+        // The first seed whose batch draw applies an enhance op.
+        let checked = (0..40).map(|seed| check_unrolled_hypergradient(Draw::PerBatch, 16, seed)).find(|n| !matches!(n, Ok(0)));
+        assert!(matches!(checked, Some(Ok(n)) if n > 0), "{checked:?}");
+        Ok(())
+    }
 }

@@ -1,13 +1,15 @@
-//! The search on a tiny CNN: resume after interruption gives the same policy; a NaN loss stops
-//! the run with a clear error and keeps the last good checkpoint; every estimator / space /
-//! hypergradient combination runs and moves the policy.
+//! The search on a tiny CNN: resume after interruption gives the same policy (per-batch and
+//! per-image draws); a NaN loss stops the run with a clear error and keeps the last good
+//! checkpoint; every estimator / space / draw / hypergradient combination runs and moves the
+//! policy; checkpoints written before the draw setting existed resume as per-batch draws.
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle::{Device, Tensor};
 use dada_train::config::TemperatureSchedule;
 use dada_train::data::{BinaryDataset, SplitConfig};
 use dada_train::models::ModelKind;
-use dada_train::{EstimatorKind, HypergradKind, Search, SearchConfig, SearchError, SpaceKind};
+use dada_train::checkpoint::Checkpoint;
+use dada_train::{Draw, EstimatorKind, HypergradKind, Search, SearchConfig, SearchError, SpaceKind};
 
 /// A small learnable dataset: class k has a bright band at rows 3k..3k+3, plus noise.
 pub fn toy_dataset(n_train: usize, n_test: usize, seed: u64) -> BinaryDataset {
@@ -41,8 +43,18 @@ fn policy_values(search: &Search) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn interrupted_and_resumed_search_ends_with_the_same_policy() {
+    interrupted_and_resumed(Draw::PerBatch);
+}
+
+#[test]
+fn interrupted_and_resumed_per_image_search_ends_with_the_same_policy() {
+    interrupted_and_resumed(Draw::PerImage);
+}
+
+fn interrupted_and_resumed(draw: Draw) {
     let ds = toy_dataset(128, 32, 0);
-    let cfg = tiny_config(SpaceKind::Paper, EstimatorKind::Relax, HypergradKind::Unrolled);
+    let mut cfg = tiny_config(SpaceKind::Paper, EstimatorKind::Relax, HypergradKind::Unrolled);
+    cfg.draw = draw;
     let dir = tempfile::tempdir().unwrap();
     let never = AtomicBool::new(false);
 
@@ -65,7 +77,10 @@ fn interrupted_and_resumed_search_ends_with_the_same_policy() {
     assert_eq!(first.step_index(), 3);
     drop(first);
 
-    let mut resumed = Search::new(cfg.clone(), &ds, &Device::Cpu).unwrap();
+    // The draw is stored with the configuration (what `--resume` reads back).
+    let stored: SearchConfig = serde_json::from_value(Checkpoint::load(&ck, &Device::Cpu).unwrap().state["config"].clone()).unwrap();
+    assert_eq!(stored.draw, draw);
+    let mut resumed = Search::new(stored, &ds, &Device::Cpu).unwrap();
     resumed.load_checkpoint(&ck).unwrap();
     assert_eq!(resumed.step_index(), 3);
     assert!(resumed.run(&ck, &never, &mut |_| {}).unwrap());
@@ -74,7 +89,7 @@ fn interrupted_and_resumed_search_ends_with_the_same_policy() {
     assert_eq!(a.len(), b.len());
     for ((na, va), (_, vb)) in a.iter().zip(&b) {
         let diff = va.iter().zip(vb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        println!("{na}: max |uninterrupted - resumed| = {diff:e}");
+        println!("{draw:?} {na}: max |uninterrupted - resumed| = {diff:e}");
         assert!(diff <= 1e-6, "{na} differs by {diff}");
     }
     // The policy moved away from its initial values.
@@ -112,10 +127,12 @@ fn nan_loss_stops_with_the_step_and_keeps_the_checkpoint() {
 #[test]
 fn every_space_estimator_and_hypergradient_runs() {
     let ds = toy_dataset(64, 32, 2);
-    for space in [SpaceKind::Paper, SpaceKind::Tutorial] {
+    let spaces = [(SpaceKind::Paper, Draw::PerBatch), (SpaceKind::Paper, Draw::PerImage), (SpaceKind::Tutorial, Draw::PerBatch)];
+    for (space, draw) in spaces {
         for estimator in [EstimatorKind::Relax, EstimatorKind::Gumbel] {
             for hypergrad in [HypergradKind::Unrolled, HypergradKind::FirstOrder] {
                 let mut cfg = tiny_config(space, estimator, hypergrad);
+                cfg.draw = draw;
                 cfg.split.n_train = 32;
                 cfg.split.n_val = 16;
                 cfg.epochs = 1;
@@ -137,13 +154,43 @@ fn every_space_estimator_and_hypergradient_runs() {
                 let after = policy_values(&search);
                 for ((name, a), (_, b)) in before.iter().zip(&after) {
                     let moved = a.iter().zip(b).any(|(x, y)| x != y);
-                    assert!(moved, "{space:?}/{estimator:?}/{hypergrad:?}: {name} did not move");
+                    assert!(moved, "{space:?}/{draw:?}/{estimator:?}/{hypergrad:?}: {name} did not move");
                 }
                 let file = search.export();
                 assert!(!file.sub_policies.is_empty());
             }
         }
     }
+}
+
+#[test]
+fn checkpoints_written_before_the_draw_setting_resume_per_batch() {
+    // A checkpoint whose configuration has no `draw` (as every one written before it existed):
+    // it reads as per-batch, resumes a per-batch search, and is refused by a per-image one.
+    let ds = toy_dataset(128, 32, 4);
+    let cfg = tiny_config(SpaceKind::Paper, EstimatorKind::Relax, HypergradKind::Unrolled);
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("old.safetensors");
+    let mut search = Search::new(cfg.clone(), &ds, &Device::Cpu).unwrap();
+    search.step().unwrap();
+    search.save_checkpoint(&ck).unwrap();
+    let mut old = Checkpoint::load(&ck, &Device::Cpu).unwrap();
+    assert_eq!(old.state["config"]["draw"], "PerBatch");
+    old.state["config"].as_object_mut().unwrap().remove("draw");
+    old.save(&ck).unwrap();
+
+    let stored: SearchConfig = serde_json::from_value(Checkpoint::load(&ck, &Device::Cpu).unwrap().state["config"].clone()).unwrap();
+    assert_eq!(stored.draw, Draw::PerBatch);
+    assert_eq!(stored, cfg);
+    let mut resumed = Search::new(stored, &ds, &Device::Cpu).unwrap();
+    resumed.load_checkpoint(&ck).unwrap();
+    assert_eq!(resumed.step_index(), 1);
+    assert_eq!(policy_values(&resumed), policy_values(&search));
+
+    let mut per_image = cfg.clone();
+    per_image.draw = Draw::PerImage;
+    let err = Search::new(per_image, &ds, &Device::Cpu).unwrap().load_checkpoint(&ck).unwrap_err();
+    assert!(err.to_string().contains("another configuration"), "{err}");
 }
 
 #[test]
