@@ -305,6 +305,8 @@ fn separable<const R: usize, const C: usize>(
     for (c, col) in cols.iter_mut().enumerate() {
         *col = f(std::array::from_fn(|r| load(r, c)));
     }
+    // row i of the column results is element i of every column
+    #[allow(clippy::needless_range_loop)]
     for i in 0..R {
         for (j, v) in f(std::array::from_fn(|c| cols[c][i])).into_iter().enumerate() {
             store(i, j, v);
