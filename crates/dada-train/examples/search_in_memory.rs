@@ -8,17 +8,21 @@
 //! The dataset has three classes of 32 x 32 RGB images (horizontal, vertical and diagonal
 //! stripes, with noise), built with `ImageSet::push` the way a user would wrap their own
 //! images. The search is the paper's configuration (the 105 sub-policies, RELAX, the unrolled
-//! hypergradient) shrunk to a few steps on the built-in tiny CNN: each step trains the model on
-//! a batch augmented by the policy and updates the policy on the validation loss. At the end
-//! the learned policy is exported and the model evaluated on the test images.
+//! hypergradient) shrunk to a few steps, on a classifier defined here (`StripeNet`, two
+//! convolutions and a linear head): each step trains the model on a batch augmented by the
+//! policy and updates the policy on the validation loss. At the end the learned policy is
+//! exported and the model evaluated on the test images.
 //!
-//! The classifier is chosen by `SearchConfig::model` (a `ModelKind`): `Search` builds it
-//! itself, with its variables in the `ModelParams` that its optimiser and checkpoints use.
+//! Any type implementing `dada_models::Classifier` can be searched with: `Search::with_model`
+//! hands the builder the search's `ModelParams`, whose `var_builder()` creates the variables
+//! that the search's optimiser, its unrolled step and its checkpoints use. (`Search::new` does
+//! the same for the built-in models named by `SearchConfig::model`.)
 use std::path::PathBuf;
 
-use candle::Device;
+use candle::{Device, Module, Tensor};
+use candle_nn::VarBuilder;
 use dada_train::data::{BinaryDataset, DatasetMeta, ImageSet, SplitConfig};
-use dada_train::models::ModelKind;
+use dada_train::models::{conv2d_no_bias, global_avg_pool, linear, Classifier, Conv2d, Kernels};
 use dada_train::policy::{sub_policies_text, PolicyFile};
 use dada_train::{EvalResult, HistoryRow, Search, SearchConfig, SearchResult};
 use rand::rngs::StdRng;
@@ -78,7 +82,6 @@ pub fn run(options: &Options, on_step: &mut dyn FnMut(&HistoryRow)) -> SearchRes
     // The paper's search (estimator, hypergradient, search space, learning rates), shrunk.
     let n_train = dataset.train.len();
     let mut cfg = SearchConfig::paper();
-    cfg.model = ModelKind::TinyCnn;
     cfg.split = SplitConfig {
         n_train: n_train * 2 / 3,
         n_val: n_train / 3,
@@ -91,7 +94,9 @@ pub fn run(options: &Options, on_step: &mut dyn FnMut(&HistoryRow)) -> SearchRes
     cfg.lr = 0.05;
     cfg.seed = 1;
 
-    let mut search = Search::new(cfg, &dataset, &Device::Cpu)?;
+    let mut search = Search::with_model(cfg, &dataset, &Device::Cpu, |params, n_classes| {
+        Ok(Box::new(StripeNet::new(n_classes, params.var_builder())?) as Box<dyn Classifier>)
+    })?;
     while !search.finished() {
         let row = search.step()?;
         on_step(&row);
@@ -101,6 +106,32 @@ pub fn run(options: &Options, on_step: &mut dyn FnMut(&HistoryRow)) -> SearchRes
         policy: search.export(),
         test: search.evaluate_test()?,
     })
+}
+
+/// The user's own classifier: conv 3x3 (3 -> 8), ReLU, conv 3x3 stride 2 (8 -> 16), ReLU,
+/// global average pooling, linear. No BatchNorm, so `train` changes nothing here.
+struct StripeNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    fc: candle_nn::Linear,
+}
+
+impl StripeNet {
+    fn new(n_classes: usize, vb: VarBuilder) -> candle::Result<Self> {
+        Ok(Self {
+            conv1: conv2d_no_bias(3, 8, 3, 1, 1, Kernels::Fast, vb.pp("conv1"))?,
+            conv2: conv2d_no_bias(8, 16, 3, 2, 1, Kernels::Fast, vb.pp("conv2"))?,
+            fc: linear(16, n_classes, vb.pp("fc"))?,
+        })
+    }
+}
+
+impl Classifier for StripeNet {
+    fn forward_t(&self, images: &Tensor, _train: bool) -> candle::Result<Tensor> {
+        let x = self.conv1.forward(images)?.relu()?;
+        let x = self.conv2.forward(&x)?.relu()?;
+        self.fc.forward(&global_avg_pool(&x)?)
+    }
 }
 
 /// `per_class` noisy stripe images of each of `n_classes` orientations (planar RGB bytes).

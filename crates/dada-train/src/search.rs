@@ -186,12 +186,29 @@ pub struct Search {
 impl Search {
     /// A new search on `dataset` (split as the config says).
     pub fn new(cfg: SearchConfig, dataset: &BinaryDataset, device: &Device) -> SearchResult<Self> {
+        let kind = cfg.model;
+        Self::with_model(cfg, dataset, device, |params, n_classes| build_model(kind, n_classes, params))
+    }
+
+    /// A search with the caller's own classifier: `build(params, n_classes)` makes it, with its
+    /// variables created through `params.var_builder()` (so the search's SGD, its unrolled step
+    /// and its checkpoints see them) and `n_classes` outputs. `cfg.model` is then only a label.
+    /// A checkpoint of such a search resumes with the same `build`.
+    pub fn with_model(
+        cfg: SearchConfig,
+        dataset: &BinaryDataset,
+        device: &Device,
+        build: impl FnOnce(&ModelParams, usize) -> candle::Result<Box<dyn Classifier>>,
+    ) -> SearchResult<Self> {
         cfg.validate().map_err(SearchError::Config)?;
         let splits = make_splits(dataset, &cfg.split)?;
         let n_classes = dataset.meta.classes.len();
         let init_seed = step_rng(cfg.seed, STREAM_INIT, 0).random::<u64>();
         let params = ModelParams::new(init_seed, device);
-        let model = build_model(cfg.model, n_classes, &params)?;
+        let model = build(&params, n_classes)?;
+        if params.trainable_vars().is_empty() {
+            return Err(SearchError::Config("the model has no trainable variables: create them through params.var_builder()".into()));
+        }
         let sgd = SgdMomentum::new(
             params.trainable_vars(),
             SgdConfig { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: cfg.nesterov },
