@@ -83,6 +83,27 @@ pub struct DataFlags {
     pub data_dir: Option<PathBuf>,
 }
 
+/// `--out`, `--resume`, `--max-memory` and `--seed`: the flags of every command that writes a
+/// run folder (`search`, `train`).
+#[derive(Debug, Args, Clone)]
+pub struct RunFlags {
+    /// Output folder (default: a new folder under `<project>/runs/` named after the run; an
+    /// earlier run's folder is never reused).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the interrupted run in this output folder (with the settings it was started
+    /// with; only --data-dir, --max-memory and --device may be given beside it).
+    #[arg(long, conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Refuse to start when the run's estimated peak memory exceeds this (e.g. 8G, 512M);
+    /// default: the memory available (cgroup limit or MemAvailable).
+    #[arg(long)]
+    pub max_memory: Option<String>,
+    /// Seed of everything: model initialisation, splits, batches, augmentation and policy draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 /// `--device auto|cpu|cuda[:N]`.
 #[derive(Debug, Args, Clone)]
 pub struct DeviceFlags {
@@ -202,7 +223,7 @@ pub struct DatasetsCmd {
 #[derive(Debug, Args)]
 pub struct SearchCmd {
     /// Shrink the preset to 1,024 / 256 / 256 images and one epoch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub quick: bool,
     /// `paper` (official DADA CIFAR-10 settings) or `tutorial` (the datarax guide).
     #[arg(long, default_value = "paper")]
@@ -273,26 +294,16 @@ pub struct SearchCmd {
     /// Sub-policies kept in the exported paper policy.
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// Output folder (default: `<project>/runs/search-<preset>[-quick]-seed<N>`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the interrupted run in this output folder (with the settings it was started
-    /// with; only --data-dir and --max-memory may be given beside it).
-    #[arg(long, conflicts_with_all = ["quick", "out"])]
-    pub resume: Option<PathBuf>,
-    /// Refuse to start when the run's estimated peak memory exceeds this (e.g. 8G, 512M);
-    /// default: the memory available (cgroup limit or MemAvailable).
-    #[arg(long)]
-    pub max_memory: Option<String>,
+    /// Run-folder, memory and seed flags (default folder:
+    /// `<project>/runs/search-<preset>[-quick]-seed<N>`).
+    #[command(flatten)]
+    pub runf: RunFlags,
     /// Dataset flags.
     #[command(flatten)]
     pub data: DataFlags,
     /// Device flags.
     #[command(flatten)]
     pub run: DeviceFlags,
-    /// Seed of everything.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 /// `cargo xtask train --policy P [--model M] [--epochs N] [--data reduced|full] ...`; defaults
@@ -335,26 +346,16 @@ pub struct TrainCmd {
     /// Evaluate on the test set every N epochs (default 10).
     #[arg(long)]
     pub eval_every: Option<usize>,
-    /// Output folder (default: `<project>/runs/train-<model>-<policy>-<data>-seed<N>`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the interrupted run in this output folder (with the settings it was started
-    /// with; only --data-dir and --max-memory may be given beside it).
-    #[arg(long, conflicts_with = "out")]
-    pub resume: Option<PathBuf>,
-    /// Refuse to start when the run's estimated peak memory exceeds this (e.g. 8G, 512M);
-    /// default: the memory available (cgroup limit or MemAvailable).
-    #[arg(long)]
-    pub max_memory: Option<String>,
+    /// Run-folder, memory and seed flags (default folder:
+    /// `<project>/runs/train-<model>-<policy>-<data>-seed<N>`).
+    #[command(flatten)]
+    pub runf: RunFlags,
     /// Dataset flags.
     #[command(flatten)]
     pub data: DataFlags,
     /// Device flags.
     #[command(flatten)]
     pub run: DeviceFlags,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 /// `cargo xtask augment --op NAME --magnitude M [--sign plus|minus] [--interp nearest|bilinear] IN OUT`.

@@ -30,9 +30,11 @@ pub fn project_root() -> PathBuf {
 }
 
 /// The flags of a subcommand given on the command line (not defaults), as `--name` spells them.
-fn given_flags(matches: &clap::ArgMatches) -> Vec<String> {
-    matches
-        .ids()
+/// Only the subcommand's arguments count, not the groups clap makes of flattened flag structs.
+fn given_flags(command: &clap::Command, matches: &clap::ArgMatches) -> Vec<String> {
+    command
+        .get_arguments()
+        .map(|arg| arg.get_id())
         .filter(|id| matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
         .map(|id| match id.as_str() {
             "data_kind" => "data".to_string(),
@@ -58,9 +60,12 @@ fn error_text(e: &anyhow::Error) -> String {
 fn main() {
     // Negative numbers parse as values, so that their error names the flag.
     let command = flags::Cli::command().mut_subcommands(|c| c.allow_negative_numbers(true));
-    let matches = command.get_matches();
+    let matches = command.clone().get_matches();
     let cli = flags::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let given = matches.subcommand().map(|(_, m)| given_flags(m)).unwrap_or_default();
+    let given = matches
+        .subcommand()
+        .and_then(|(name, m)| command.find_subcommand(name).map(|sub| given_flags(sub, m)))
+        .unwrap_or_default();
     let result = match cli.command {
         flags::Command::Datasets(cmd) => cmd.run(),
         flags::Command::Search(cmd) => cmd.run(&given),

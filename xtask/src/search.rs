@@ -33,7 +33,7 @@ impl SearchCmd {
         check::number("policy-lr", self.policy_lr, 0.0, 10.0, true)?;
         check::number("fd-r", self.fd_r, 0.0, 100.0, true)?;
         check::number("relax-lr", self.relax_lr, 0.0, 10.0, true)?;
-        if let Some(m) = &self.max_memory {
+        if let Some(m) = &self.runf.max_memory {
             check::memory_size("max-memory", m)?;
         }
         let mut cfg = match self.preset.as_str() {
@@ -100,8 +100,8 @@ impl SearchCmd {
         if let Some(t) = &self.temperature {
             cfg.temperature = parse_schedule(t).context("--temperature")?;
         }
-        cfg.seed = self.seed;
-        cfg.split.seed = self.seed;
+        cfg.seed = self.runf.seed;
+        cfg.split.seed = self.runf.seed;
         cfg.validate().map_err(|e| anyhow::anyhow!("invalid flags: {e}"))?;
         Ok(cfg)
     }
@@ -109,7 +109,7 @@ impl SearchCmd {
     /// Runs the command; `given` are the flags given on the command line.
     pub fn run(self, given: &[String]) -> Result<()> {
         let device = self.run.select()?;
-        let (cfg, out, data, resume_from) = match &self.resume {
+        let (cfg, out, data, resume_from) = match &self.runf.resume {
             Some(dir) => {
                 check::resume_flags("search", given, RESUME_FLAGS)?;
                 let (state, ck) = resume_checkpoint(dir, &device)?;
@@ -129,13 +129,13 @@ impl SearchCmd {
                 let dataset = self.data.name();
                 let tag = if dataset == "cifar10" { String::new() } else { format!("-{dataset}") };
                 let name = format!("search-{}{}{tag}-seed{}", cfg.preset, if self.quick { "-quick" } else { "" }, cfg.seed);
-                let out = runs::fresh(project_root().join("runs").join(name), self.out.as_deref(), "search")?;
+                let out = runs::fresh(project_root().join("runs").join(name), self.runf.out.as_deref(), "search")?;
                 (cfg, out, self.data.clone(), None)
             }
         };
         let dataset = open(&data)?;
         let mut cfg = cfg;
-        if self.resume.is_none() {
+        if self.runf.resume.is_none() {
             if self.n_train.is_none() && self.n_val.is_none() {
                 for note in cfg.split.fit_to(dataset.train.len(), dataset.test.len()) {
                     eprintln!("{}: {note}", data.name());
@@ -146,7 +146,7 @@ impl SearchCmd {
                 }
                 cfg.validate().map_err(|e| anyhow::anyhow!("invalid flags: {e}"))?;
             }
-            check::memory(cfg.model, &dataset.meta, cfg.batch_size, dada_train::memory::RunKind::Search, self.max_memory.as_deref())?;
+            check::memory(cfg.model, &dataset.meta, cfg.batch_size, dada_train::memory::RunKind::Search, self.runf.max_memory.as_deref())?;
             runs::start(&out, &runs::RunInfo { command: "search".into(), dataset: data.name().to_string(), data_dir: data.data_dir.clone() })?;
         }
         let start = Instant::now();

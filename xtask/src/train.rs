@@ -69,7 +69,7 @@ impl TrainCmd {
         check::number("lr", self.lr, 0.0, 10.0, true)?;
         check::number("weight-decay", self.weight_decay, 0.0, 1.0, false)?;
         check::number("grad-clip", self.grad_clip, 0.0, 1e9, true)?;
-        if let Some(m) = &self.max_memory {
+        if let Some(m) = &self.runf.max_memory {
             check::memory_size("max-memory", m)?;
         }
         let mut cfg = TrainConfig::wrn40x2_cifar10(parse_policy(&self.policy).context("--policy")?);
@@ -87,7 +87,7 @@ impl TrainCmd {
         }
         set!(epochs => epochs, batch_size => batch_size, lr => lr, warmup_epochs => warmup_epochs,
              weight_decay => weight_decay, grad_clip => grad_clip, eval_every => eval_every);
-        cfg.seed = self.seed;
+        cfg.seed = self.runf.seed;
         cfg.validate().map_err(|e| anyhow::anyhow!("invalid flags: {e}"))?;
         Ok(cfg)
     }
@@ -95,7 +95,7 @@ impl TrainCmd {
     /// Runs the command; `given` are the flags given on the command line.
     pub fn run(self, given: &[String]) -> Result<()> {
         let device = self.run.select()?;
-        let (cfg, out, data, resume_from) = match &self.resume {
+        let (cfg, out, data, resume_from) = match &self.runf.resume {
             Some(dir) => {
                 check::resume_flags("train", given, crate::search::RESUME_FLAGS)?;
                 let (ck, from) = crate::search::resume_checkpoint(dir, &device)?;
@@ -115,13 +115,13 @@ impl TrainCmd {
                 let dataset = self.data.name();
                 let ds_tag = if dataset == "cifar10" { String::new() } else { format!("-{dataset}") };
                 let name = format!("train-{}-{}-{}{ds_tag}-seed{}", cfg.model, tag, self.data_kind, cfg.seed);
-                let out = runs::fresh(project_root().join("runs").join(name), self.out.as_deref(), "train")?;
+                let out = runs::fresh(project_root().join("runs").join(name), self.runf.out.as_deref(), "train")?;
                 (cfg, out, self.data.clone(), None)
             }
         };
         let dataset = open(&data)?;
         let mut cfg = cfg;
-        if self.resume.is_none() {
+        if self.runf.resume.is_none() {
             if let Some(n) = cfg.n_train {
                 if n > dataset.train.len() {
                     if self.n_train.is_some() {
@@ -135,7 +135,7 @@ impl TrainCmd {
             if cfg.batch_size > n {
                 eprintln!("batch size {} is more than the {n} training images: each step uses all {n}", cfg.batch_size);
             }
-            check::memory(cfg.model, &dataset.meta, cfg.batch_size.min(n), dada_train::memory::RunKind::Train, self.max_memory.as_deref())?;
+            check::memory(cfg.model, &dataset.meta, cfg.batch_size.min(n), dada_train::memory::RunKind::Train, self.runf.max_memory.as_deref())?;
             runs::start(&out, &runs::RunInfo { command: "train".into(), dataset: data.name().to_string(), data_dir: data.data_dir.clone() })?;
         }
         let mut trainer = Trainer::new(cfg.clone(), &dataset, &device)?;

@@ -116,6 +116,9 @@ fn every_bad_input_is_a_clear_error() {
         (vec!["search", "--dataset", "nope", "--data-dir", &data], vec!["no dataset 'nope'", "datasets import"]),
         (vec!["search", "--out", &used, "--data-dir", &data, "--dataset", "tiny"], vec!["--out", "used-run", "--resume"]),
         (vec!["search", "--resume", &no_run], vec!["no-such-run"]),
+        // the flags --resume allows beside it are accepted (the folder then fails as no run)
+        (vec!["search", "--resume", &used, "--data-dir", &data, "--max-memory", "8G", "--device", "cpu"], vec!["no checkpoint here"]),
+        (vec!["train", "--resume", &used, "--data-dir", &data, "--device", "cpu"], vec!["no checkpoint here"]),
         (vec!["search", "--resume", &used, "--epochs", "3"], vec!["--epochs", "cannot be given"]),
         ([vec!["search", "--quick", "--max-memory", "1M", "--out", &mem_run], d.to_vec()].concat(), vec!["needs about", "--max-memory 1M"]),
         // train
