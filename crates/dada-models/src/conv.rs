@@ -638,12 +638,13 @@ unsafe fn gemm_f32(
     gemm_strided(m, n, k, dst, dst_rs, 1, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs);
 }
 
-/// The gemm crate's product with every stride given as (row, column), single-threaded.
+/// The gemm crate's product `dst [+]= lhs * rhs` with every stride given as (row, column),
+/// single-threaded (callers parallelise over images); also the Winograd path's GEMM.
 ///
 /// # Safety
 /// Every pointer must cover the strided extents it is given.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_strided(
+pub(crate) unsafe fn gemm_strided(
     m: usize, n: usize, k: usize,
     dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool,
     lhs: *const f32, lhs_rs: isize, lhs_cs: isize,

@@ -25,6 +25,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use crate::conv::gemm_strided as gemm;
 use crate::cpu::uninit_vec;
 
 /// The output tile of a Winograd convolution.
@@ -583,22 +584,6 @@ fn weight_grad_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x:
         du.iter_mut().zip(part).for_each(|(d, q)| *d += q);
     }
     weight_grad_from_transformed::<M, A, T>(p, &du)
-}
-
-/// `dst (m x n) [+]= lhs (m x k) * rhs (k x n)`, every stride given as (row, column),
-/// single-threaded (the callers parallelise over groups of images).
-///
-/// # Safety
-/// Every pointer must cover the strided extents it is given.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm(
-    m: usize, n: usize, k: usize,
-    dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool,
-    lhs: *const f32, lhs_rs: isize, lhs_cs: isize,
-    rhs: *const f32, rhs_rs: isize, rhs_cs: isize,
-) {
-    gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs,
-        1.0, 1.0, false, false, false, gemm::Parallelism::None);
 }
 
 #[cfg(test)]
