@@ -209,23 +209,33 @@ impl Plan {
 }
 
 thread_local! {
-    /// Per-thread transform buffers (V, M), kept between calls.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-thread transform buffers (V, M, and the transforms' row buffer), kept between calls.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
-/// Runs `f` on this thread's two scratch buffers of `len_a` and `len_b` floats.
-fn with_scratch<R>(len_a: usize, len_b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+/// Runs `f` on this thread's two scratch buffers of `len_a` and `len_b` floats and its row
+/// buffer (any length; each transform sizes it with [`work_slice`]).
+fn with_scratch<R>(len_a: usize, len_b: usize, f: impl FnOnce(&mut [f32], &mut [f32], &mut Vec<f32>) -> R) -> R {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
-        let (a, b) = &mut *s;
+        let (a, b, work) = &mut *s;
         if a.len() < len_a {
             a.resize(len_a, 0.0);
         }
         if b.len() < len_b {
             b.resize(len_b, 0.0);
         }
-        f(&mut a[..len_a], &mut b[..len_b])
+        f(&mut a[..len_a], &mut b[..len_b], work)
     })
+}
+
+/// The first `len` floats of `work`, grown if needed (contents unspecified: callers write
+/// before they read).
+fn work_slice(work: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if work.len() < len {
+        work.resize(len, 0.0);
+    }
+    &mut work[..len]
 }
 
 /// Lanes per transform vector: the transforms run on this many tiles of a tile row at once.
@@ -369,14 +379,14 @@ fn phase_len(tw: usize) -> usize {
 
 /// Splits every row of one padded input plane (one row and column of zeros around the image)
 /// into its M column phases: `split[(pr * M + q) * phase_len + j] = padded[pr][M j + q]`, for
-/// padded rows `pr` in `0..M th + 2`.
-fn split_plane<const M: usize>(p: Plan, plane: &[f32], split: &mut [f32]) {
+/// padded rows `pr` in `0..M th + 2`. `padded` (`M phase_len` floats) holds one padded row.
+fn split_plane<const M: usize>(p: Plan, plane: &[f32], split: &mut [f32], padded: &mut [f32]) {
     let pl = phase_len(p.tw);
     split.fill(0.0);
-    let mut padded = vec![0f32; M * pl];
+    padded.fill(0.0);
     for (y, row) in plane.chunks_exact(p.w).enumerate() {
         padded[1..p.w + 1].copy_from_slice(row);
-        deinterleave::<M>(&padded, &mut split[(y + 1) * M * pl..(y + 2) * M * pl], pl);
+        deinterleave::<M>(padded, &mut split[(y + 1) * M * pl..(y + 2) * M * pl], pl);
     }
 }
 
@@ -397,11 +407,12 @@ fn deinterleave<const M: usize>(row: &[f32], phases: &mut [f32], stride: usize) 
 }
 
 /// `V[xi][ci][col0 + tile] = (B^T d B)[xi]` for every tile of one image.
-fn transform_input<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x_b: &[f32], v: &mut [f32], n: usize, col0: usize) {
+fn transform_input<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x_b: &[f32], v: &mut [f32], n: usize, col0: usize, work: &mut Vec<f32>) {
     let pl = phase_len(p.tw);
-    let mut split = vec![0f32; (M * p.th + 2) * M * pl];
+    let split_len = (M * p.th + 2) * M * pl;
+    let (split, padded) = work_slice(work, split_len + M * pl).split_at_mut(split_len);
     for ci in 0..p.c_in {
-        split_plane::<M>(p, &x_b[ci * p.h * p.w..(ci + 1) * p.h * p.w], &mut split);
+        split_plane::<M>(p, &x_b[ci * p.h * p.w..(ci + 1) * p.h * p.w], split, padded);
         for ty in 0..p.th {
             for tx0 in (0..p.tw).step_by(LANES) {
                 let len = LANES.min(p.tw - tx0);
@@ -420,10 +431,10 @@ fn transform_input<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x_b
 }
 
 /// `out[co] [+]= (A^T M A)` for every tile of one image, from `M[xi][co][col0 + tile]`.
-fn transform_output<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, m: &[f32], n: usize, col0: usize, out_b: &mut [f32], accumulate: bool) {
+fn transform_output<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, m: &[f32], n: usize, col0: usize, out_b: &mut [f32], accumulate: bool, work: &mut Vec<f32>) {
     let tw = p.tw;
     // y[(a M + b) tw + tx]: output row a, column phase b of one tile row
-    let mut y = vec![0f32; M * M * tw];
+    let y = work_slice(work, M * M * tw);
     for co in 0..p.c_out {
         let plane = &mut out_b[co * p.h * p.w..(co + 1) * p.h * p.w];
         for ty in 0..p.th {
@@ -464,11 +475,11 @@ fn interleave<const M: usize>(row: &mut [f32], phases: &[f32], tw: usize, accumu
 
 /// `dM[xi][co][col0 + tile] = (A dY A^T)[xi]` for every tile of one image (the adjoint of
 /// [`transform_output`]; output positions outside the image count as zero).
-fn transform_output_adjoint<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, dy_b: &[f32], dm: &mut [f32], n: usize, col0: usize) {
+fn transform_output_adjoint<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, dy_b: &[f32], dm: &mut [f32], n: usize, col0: usize, work: &mut Vec<f32>) {
     let tw = p.tw;
     let pl = phase_len(tw);
     // g[(a M + b) pl + tx] = dY[M ty + a][M tx + b] of one tile row
-    let mut g = vec![0f32; M * M * pl];
+    let g = work_slice(work, M * M * pl);
     for co in 0..p.c_out {
         let plane = &dy_b[co * p.h * p.w..(co + 1) * p.h * p.w];
         for ty in 0..p.th {
@@ -517,10 +528,10 @@ fn forward_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x: &[f
         let imgs = out_g.len() / p.out_len();
         let n = imgs * p.tiles();
         let rs = (A * A * n) as isize;
-        with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, m| {
+        with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, m, work| {
             for k in 0..imgs {
                 let bi = first + k;
-                transform_input::<M, A, T>(p, &x[bi * p.in_len()..(bi + 1) * p.in_len()], v, n, k * p.tiles());
+                transform_input::<M, A, T>(p, &x[bi * p.in_len()..(bi + 1) * p.in_len()], v, n, k * p.tiles(), work);
             }
             for xi in 0..A * A {
                 // M[xi] (c_out x n) = U[xi] (c_out x c_in) * V[xi] (c_in x n)
@@ -539,7 +550,7 @@ fn forward_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x: &[f
                     }
                     None => false,
                 };
-                transform_output::<M, A, T>(p, m, n, k * p.tiles(), out_b, accumulate);
+                transform_output::<M, A, T>(p, m, n, k * p.tiles(), out_b, accumulate, work);
             }
         });
     });
@@ -559,11 +570,11 @@ fn weight_grad_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x:
             let imgs = p.group.min(end - g0);
             let n = imgs * p.tiles();
             let rs = (A * A * n) as isize;
-            with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, dm| {
+            with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, dm, work| {
                 for k in 0..imgs {
                     let bi = g0 + k;
-                    transform_input::<M, A, T>(p, &x[bi * p.in_len()..(bi + 1) * p.in_len()], v, n, k * p.tiles());
-                    transform_output_adjoint::<M, A, T>(p, &dy[bi * p.out_len()..(bi + 1) * p.out_len()], dm, n, k * p.tiles());
+                    transform_input::<M, A, T>(p, &x[bi * p.in_len()..(bi + 1) * p.in_len()], v, n, k * p.tiles(), work);
+                    transform_output_adjoint::<M, A, T>(p, &dy[bi * p.out_len()..(bi + 1) * p.out_len()], dm, n, k * p.tiles(), work);
                 }
                 for xi in 0..A * A {
                     // dU[xi] (c_out x c_in, stored as du[ci][co][xi]) [+]= dM[xi] (c_out x n)
