@@ -1,7 +1,8 @@
 //! Rough per-phase timing of a WRN-40-2 training step for profiling (figures of record come
 //! from `cargo bench -p dada-benches --bench models`): `cargo run --release -p dada-models
-//! --example wrn_step -- [batch] [steps] [fast|stock|gemm|winograd2|winograd4]`: `fast` (default) is the fast
-//! kernels with the automatic choice of convolution algorithm, `gemm`, `winograd2` and `winograd4` force one.
+//! --example wrn_step -- [batch] [steps] [fast|fast-avx2|stock|gemm|winograd2|winograd4]`: `fast` (default) is
+//! the fast kernels with the automatic choice of convolution algorithm, `fast-avx2` the same without their
+//! AVX-512 copies (`set_avx512(false)`), `gemm`, `winograd2` and `winograd4` force one algorithm.
 use std::time::Instant;
 
 use candle::{Device, Tensor};
@@ -17,8 +18,9 @@ fn main() -> candle::Result<()> {
         "gemm" => set_conv_algorithm(ConvAlgorithm::Gemm),
         "winograd2" => set_conv_algorithm(ConvAlgorithm::WinogradF2),
         "winograd4" => set_conv_algorithm(ConvAlgorithm::WinogradF4),
+        "fast-avx2" => dada_models::set_avx512(false),
         "fast" | "stock" => {}
-        other => candle::bail!("unknown mode {other:?}: expected fast, stock, gemm, winograd2 or winograd4"),
+        other => candle::bail!("unknown mode {other:?}: expected fast, fast-avx2, stock, gemm, winograd2 or winograd4"),
     }
     let dev = Device::Cpu;
     let params = ModelParams::new(0, &dev);

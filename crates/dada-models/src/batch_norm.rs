@@ -7,7 +7,7 @@ use candle::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::cpu::{f32_slice, uninit_vec, with_f32};
+use crate::cpu::{f32_slice, multiversion, uninit_vec, with_f32};
 
 /// BatchNorm2d with learnable scale (`weight`) and shift (`bias`) and running statistics.
 ///
@@ -159,12 +159,15 @@ impl CustomOp3 for BnTrainOp {
             .into_par_iter()
             .map(|ci| {
                 let shift = x[ci * hw];
-                let (mut s, mut ss) = (0f64, 0f64);
-                for bi in 0..b_sz {
-                    let (a, b) = sum_and_sumsq(&x[(bi * c + ci) * hw..][..hw], shift);
-                    s += a as f64;
-                    ss += b as f64;
-                }
+                let (s, ss) = multiversion!({
+                    let (mut s, mut ss) = (0f64, 0f64);
+                    for bi in 0..b_sz {
+                        let (a, b) = sum_and_sumsq(&x[(bi * c + ci) * hw..][..hw], shift);
+                        s += a as f64;
+                        ss += b as f64;
+                    }
+                    (s, ss)
+                });
                 let m = s / n;
                 ((shift as f64 + m) as f32, (ss / n - m * m).max(0.0) as f32)
             })
@@ -271,13 +274,15 @@ impl CustomOp3 for ChannelAffineOp {
 fn affine_forward(x: &[f32], scale: &[f32], shift: &[f32], c: usize, hw: usize, relu: bool) -> Vec<f32> {
     let mut y = uninit_vec(x.len());
     y.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).for_each(|(y_b, x_b)| {
-        for ((yr, xr), (&s, &t)) in y_b.chunks_exact_mut(hw).zip(x_b.chunks_exact(hw)).zip(scale.iter().zip(shift)) {
-            if relu {
-                yr.iter_mut().zip(xr).for_each(|(y, &x)| *y = (x * s + t).max(0.0));
-            } else {
-                yr.iter_mut().zip(xr).for_each(|(y, &x)| *y = x * s + t);
+        multiversion!({
+            for ((yr, xr), (&s, &t)) in y_b.chunks_exact_mut(hw).zip(x_b.chunks_exact(hw)).zip(scale.iter().zip(shift)) {
+                if relu {
+                    yr.iter_mut().zip(xr).for_each(|(y, &x)| *y = (x * s + t).max(0.0));
+                } else {
+                    yr.iter_mut().zip(xr).for_each(|(y, &x)| *y = x * s + t);
+                }
             }
-        }
+        })
     });
     y
 }
@@ -294,19 +299,21 @@ fn affine_backward(x: &[f32], y: &[f32], g: &[f32], a: &[f32], b: &[f32], d: &[f
             .zip(x[bi * plane..(bi + 1) * plane].chunks_exact(hw))
             .zip(y[bi * plane..(bi + 1) * plane].chunks_exact(hw))
             .zip(g[bi * plane..(bi + 1) * plane].chunks_exact(hw));
-        for (ci, (((dr, xr), yr), gr)) in rows.enumerate() {
-            let (a, b, d) = (a[ci], b[ci], d[ci]);
-            if relu {
-                for (((o, &x), &y), &g) in dr.iter_mut().zip(xr).zip(yr).zip(gr) {
-                    let dz = if y > 0.0 { g } else { 0.0 };
-                    *o = a * dz + b * x + d;
-                }
-            } else {
-                for ((o, &x), &g) in dr.iter_mut().zip(xr).zip(gr) {
-                    *o = a * g + b * x + d;
+        multiversion!({
+            for (ci, (((dr, xr), yr), gr)) in rows.enumerate() {
+                let (a, b, d) = (a[ci], b[ci], d[ci]);
+                if relu {
+                    for (((o, &x), &y), &g) in dr.iter_mut().zip(xr).zip(yr).zip(gr) {
+                        let dz = if y > 0.0 { g } else { 0.0 };
+                        *o = a * dz + b * x + d;
+                    }
+                } else {
+                    for ((o, &x), &g) in dr.iter_mut().zip(xr).zip(gr) {
+                        *o = a * g + b * x + d;
+                    }
                 }
             }
-        }
+        })
     });
     dx
 }
@@ -325,7 +332,7 @@ fn channel_grad_sums(x: &[f32], y: &[f32], g: &[f32], centre: &[f32], b_sz: usiz
         .into_par_iter()
         .map(|part| {
             let mut acc = vec![(0f64, 0f64); c];
-            for bi in part * per_part..((part + 1) * per_part).min(b_sz) {
+            multiversion!(for bi in part * per_part..((part + 1) * per_part).min(b_sz) {
                 let (xb, yb, gb) = (&x[bi * plane..][..plane], &y[bi * plane..][..plane], &g[bi * plane..][..plane]);
                 for (ci, a) in acc.iter_mut().enumerate() {
                     let r = ci * hw..(ci + 1) * hw;
@@ -337,7 +344,7 @@ fn channel_grad_sums(x: &[f32], y: &[f32], g: &[f32], centre: &[f32], b_sz: usiz
                     a.0 += p as f64;
                     a.1 += q as f64;
                 }
-            }
+            });
             acc
         })
         .collect();
@@ -350,7 +357,9 @@ fn channel_grad_sums(x: &[f32], y: &[f32], g: &[f32], centre: &[f32], b_sz: usiz
 }
 
 /// Sum of `x - shift` and of its square, with lane accumulators the compiler vectorises
-/// (fixed-size array chunks, so no bounds checks stand in the way).
+/// (fixed-size array chunks, so no bounds checks stand in the way). Inlined into the
+/// [`multiversion!`] copies of its callers.
+#[inline(always)]
 fn sum_and_sumsq(row: &[f32], shift: f32) -> (f32, f32) {
     const L: usize = 16;
     let mut s = [0f32; L];
@@ -372,7 +381,9 @@ fn sum_and_sumsq(row: &[f32], shift: f32) -> (f32, f32) {
     (a, b)
 }
 
-/// `(sum dz, sum dz * (x - centre))` with `dz = grad` masked by `y > 0` when `RELU`.
+/// `(sum dz, sum dz * (x - centre))` with `dz = grad` masked by `y > 0` when `RELU`. Inlined
+/// into the [`multiversion!`] copies of its caller.
+#[inline(always)]
 fn grad_sums<const RELU: bool>(x: &[f32], y: &[f32], g: &[f32], centre: f32) -> (f32, f32) {
     const L: usize = 16;
     let mut s = [0f32; L];

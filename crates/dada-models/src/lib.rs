@@ -35,6 +35,7 @@ mod wrn;
 pub use alloc::retain_freed_memory;
 pub use batch_norm::{batch_norm, batch_norm_train_reference, channel_affine_reference, BatchNorm};
 pub use classifier::{build_model, build_model_with_kernels, Classifier, ModelKind, UnknownModel};
+pub use cpu::{avx512_active, set_avx512};
 pub use conv::{conv2d, conv2d_add, conv2d_fast, conv2d_fast_backward, conv2d_reference, conv_algorithm, set_conv_algorithm, winograd_tile, with_conv_algorithm, ConvAlgorithm};
 pub use dropout::SeededDropout;
 pub use grad_mode::without_parameter_grads;

@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::conv::gemm_strided as gemm;
-use crate::cpu::uninit_vec;
+use crate::cpu::{multiversion, uninit_vec};
 
 /// The output tile of a Winograd convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -380,6 +380,7 @@ fn phase_len(tw: usize) -> usize {
 /// Splits every row of one padded input plane (one row and column of zeros around the image)
 /// into its M column phases: `split[(pr * M + q) * phase_len + j] = padded[pr][M j + q]`, for
 /// padded rows `pr` in `0..M th + 2`. `padded` (`M phase_len` floats) holds one padded row.
+#[inline(always)]
 fn split_plane<const M: usize>(p: Plan, plane: &[f32], split: &mut [f32], padded: &mut [f32]) {
     let pl = phase_len(p.tw);
     split.fill(0.0);
@@ -407,6 +408,7 @@ fn deinterleave<const M: usize>(row: &[f32], phases: &mut [f32], stride: usize) 
 }
 
 /// `V[xi][ci][col0 + tile] = (B^T d B)[xi]` for every tile of one image.
+#[inline(always)]
 fn transform_input<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x_b: &[f32], v: &mut [f32], n: usize, col0: usize, work: &mut Vec<f32>) {
     let pl = phase_len(p.tw);
     let split_len = (M * p.th + 2) * M * pl;
@@ -431,6 +433,7 @@ fn transform_input<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x_b
 }
 
 /// `out[co] [+]= (A^T M A)` for every tile of one image, from `M[xi][co][col0 + tile]`.
+#[inline(always)]
 fn transform_output<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, m: &[f32], n: usize, col0: usize, out_b: &mut [f32], accumulate: bool, work: &mut Vec<f32>) {
     let tw = p.tw;
     // y[(a M + b) tw + tx]: output row a, column phase b of one tile row
@@ -458,6 +461,7 @@ fn transform_output<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, m:
 }
 
 /// `row[M j + b] [+]= phases[b * tw + j]` for the length of `row`.
+#[inline(always)]
 fn interleave<const M: usize>(row: &mut [f32], phases: &[f32], tw: usize, accumulate: bool) {
     let j = row.len() / M;
     let mut chunks = row.chunks_exact_mut(M);
@@ -475,6 +479,7 @@ fn interleave<const M: usize>(row: &mut [f32], phases: &[f32], tw: usize, accumu
 
 /// `dM[xi][co][col0 + tile] = (A dY A^T)[xi]` for every tile of one image (the adjoint of
 /// [`transform_output`]; output positions outside the image count as zero).
+#[inline(always)]
 fn transform_output_adjoint<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, dy_b: &[f32], dm: &mut [f32], n: usize, col0: usize, work: &mut Vec<f32>) {
     let tw = p.tw;
     let pl = phase_len(tw);
@@ -528,7 +533,7 @@ fn forward_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x: &[f
         let imgs = out_g.len() / p.out_len();
         let n = imgs * p.tiles();
         let rs = (A * A * n) as isize;
-        with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, m, work| {
+        with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, m, work| multiversion!({
             for k in 0..imgs {
                 let bi = first + k;
                 transform_input::<M, A, T>(p, &x[bi * p.in_len()..(bi + 1) * p.in_len()], v, n, k * p.tiles(), work);
@@ -552,7 +557,7 @@ fn forward_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x: &[f
                 };
                 transform_output::<M, A, T>(p, m, n, k * p.tiles(), out_b, accumulate, work);
             }
-        });
+        }));
     });
     out
 }
@@ -570,7 +575,7 @@ fn weight_grad_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x:
             let imgs = p.group.min(end - g0);
             let n = imgs * p.tiles();
             let rs = (A * A * n) as isize;
-            with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, dm, work| {
+            with_scratch(A * A * n * p.c_in, A * A * n * p.c_out, |v, dm, work| multiversion!({
                 for k in 0..imgs {
                     let bi = g0 + k;
                     transform_input::<M, A, T>(p, &x[bi * p.in_len()..(bi + 1) * p.in_len()], v, n, k * p.tiles(), work);
@@ -585,7 +590,7 @@ fn weight_grad_with<const M: usize, const A: usize, T: Tiling<M, A>>(p: Plan, x:
                             v.as_ptr().add(xi * n), 1, rs);
                     }
                 }
-            });
+            }));
             first = false;
             g0 += imgs;
         }

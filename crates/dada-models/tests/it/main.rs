@@ -10,5 +10,7 @@ mod batch_norm;
 mod models;
 // trainable / buffer split, checkpoints and their errors
 mod params;
+// the AVX-512 copies of the kernels against the build target's, bit for bit
+mod simd;
 // SgdMomentum, clipping, and a few training steps where the loss falls
 mod training;
