@@ -22,6 +22,9 @@ if [[ -z "${XTASK:-}" ]]; then
   XTASK=target/release/xtask
 fi
 mkdir -p "$ROOT"
+# A lane whose job fails leaves this mark, so lanes waiting for its search stop too.
+STOP=$ROOT/.stopped
+rm -f "$STOP"
 
 SEARCH_PB=$ROOT/search-per-batch-seed0
 SEARCH_PI=$ROOT/search-per-image-seed0
@@ -82,9 +85,12 @@ lane() {
     local job=(${JOBS[$i]})
     # A dada run needs its search, which another lane may still be running.
     if [[ ${job[0]} == train && ${job[2]} == dada:* ]]; then
-      while [[ ! -f ${job[2]#dada:} ]]; do sleep 30; done
+      while [[ ! -f ${job[2]#dada:} ]]; do
+        [[ -f $STOP ]] && { echo "another lane stopped before ${job[2]#dada:} was written" >&2; return 130; }
+        sleep 30
+      done
     fi
-    RAYON_NUM_THREADS=$THREADS run_job "${job[@]}" || return $?
+    RAYON_NUM_THREADS=$THREADS run_job "${job[@]}" || { local rc=$?; touch "$STOP"; return $rc; }
   done
 }
 
