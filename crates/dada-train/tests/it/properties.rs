@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use candle::{DType, Device, Tensor};
 use dada_train::checkpoint::Checkpoint;
@@ -24,98 +24,24 @@ use flate2::Compression;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
-use proptest::test_runner::{RngAlgorithm, RngSeed, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
 
-/// Longest error message accepted (characters): messages must cut what they echo of the input.
-const MAX_MESSAGE: usize = 2_000;
+#[path = "../../../../tools/testkit/parser_harness.rs"]
+mod harness;
+use harness::{MAX_ALLOC, MAX_MESSAGE};
+
 /// Longest a single call may take (generous: the machine may be loaded).
 const MAX_TIME: Duration = Duration::from_secs(10);
-/// Largest single allocation a call on these (at most ~100 KB) inputs may ask for.
-const MAX_ALLOC: usize = 64 << 20;
 
-/// The runner configuration: a fixed seed and no failure persistence, so runs are repeatable
-/// and nothing is written next to the sources.
+/// The runner configuration of these tests (their own fixed seed).
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        rng_algorithm: RngAlgorithm::ChaCha,
-        rng_seed: RngSeed::Fixed(0xDADA_0002),
-        max_shrink_time: 60_000,
-        ..ProptestConfig::default()
-    }
-}
-
-/// Records the largest allocation made by the watched thread (this test's), so a parser that
-/// sizes a buffer from a declared length is caught. Other threads and tests pay one
-/// thread-local read per allocation.
-mod alloc_watch {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    thread_local! {
-        static WATCHING: Cell<bool> = const { Cell::new(false) };
-        static LARGEST: Cell<usize> = const { Cell::new(0) };
-    }
-
-    struct Watch;
-
-    fn note(size: usize) {
-        if WATCHING.try_with(Cell::get).unwrap_or(false) {
-            let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-        }
-    }
-
-    // SAFETY: every call is forwarded to `System` unchanged; `note` only touches const-initialised
-    // thread-locals without destructors, which never allocate.
-    unsafe impl GlobalAlloc for Watch {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            note(layout.size());
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            note(layout.size());
-            unsafe { System.alloc_zeroed(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            unsafe { System.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            note(new_size);
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    #[global_allocator]
-    static WATCH: Watch = Watch;
-
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            WATCHING.with(|w| w.set(false));
-        }
-    }
-
-    /// Runs `f` and returns its result with the largest single allocation it made (bytes).
-    pub fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
-        LARGEST.with(|l| l.set(0));
-        WATCHING.with(|w| w.set(true));
-        let reset = Reset;
-        let out = f();
-        drop(reset);
-        (out, LARGEST.with(Cell::get))
-    }
+    harness::config(cases, 0xDADA_0002)
 }
 
 /// Runs one call, checking that it is quick and allocates sanely.
 fn watched<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, TestCaseError> {
-    let start = Instant::now();
-    let (out, largest) = alloc_watch::largest_allocation(f);
-    let took = start.elapsed();
-    prop_assert!(took < MAX_TIME, "{what} took {took:?}");
-    prop_assert!(largest <= MAX_ALLOC, "{what} asked for an allocation of {largest} bytes");
-    Ok(out)
+    harness::watched(what, MAX_TIME, f)
 }
 
 /// An error a user sees: not empty, not a dump of the input.
@@ -798,7 +724,7 @@ fn metadata_claiming_huge_images_is_refused() {
         let bytes = meta.to_string().into_bytes();
         let tmp = tempfile::tempdir().unwrap();
         let dir = write_dataset(tmp.path(), "tiny", &bytes).unwrap();
-        let (r, largest) = alloc_watch::largest_allocation(|| cifar::read_meta(&dir));
+        let (r, largest) = harness::alloc_watch::largest_allocation(|| cifar::read_meta(&dir));
         let msg = r.unwrap_err().to_string();
         assert!(largest < MAX_ALLOC, "read_meta allocated {largest} bytes");
         assert!(msg.contains("dada-meta.json"), "{msg}");
@@ -814,7 +740,7 @@ fn metadata_claiming_huge_images_is_refused() {
     let bytes = meta.to_string().into_bytes();
     let tmp = tempfile::tempdir().unwrap();
     write_dataset(tmp.path(), "tiny", &bytes).unwrap();
-    let (r, largest) = alloc_watch::largest_allocation(|| store::load(tmp.path(), "tiny"));
+    let (r, largest) = harness::alloc_watch::largest_allocation(|| store::load(tmp.path(), "tiny"));
     assert!(r.is_err() && largest < MAX_ALLOC, "{largest} bytes");
     check_dataset_folder("tiny", &bytes).unwrap();
 }
