@@ -48,6 +48,9 @@ def describe(path, top_k=25):
     print(f"  top {top_k}: probabilities {rng(probs[top])}, magnitudes {rng(mags[top])}")
     print(f"  mean |p - 0.5| {np.abs(probs - 0.5).mean():.3f}, mean |m - 0.5| {np.abs(mags - 0.5).mean():.3f}, "
           f"max weight / uniform {w.max() * len(w):.2f}")
+    moved = lambda a: int((np.abs(a - 0.5) > 0.005).sum())
+    print(f"  moved more than 0.005 from 0.5: {moved(mags)} of {mags.size} magnitudes, "
+          f"{moved(probs)} of {probs.size} probabilities")
 
 
 if __name__ == "__main__":
