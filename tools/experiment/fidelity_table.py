@@ -48,9 +48,12 @@ def main() -> None:
         accs = [res[arm, s][0] for s in SEEDS if res[arm, s]]
         trains = [res[arm, s][1] for s in SEEDS if res[arm, s]]
         diffs = [res[arm, s][0] - res["random", s][0] for s in SEEDS if res[arm, s] and res["random", s]]
-        diff = "-" if arm == "random" else (mean_sd([d for d in diffs]).replace(" ± ", " ± ") if diffs else "")
-        if diffs and arm != "random":
-            diff = ("+" if statistics.mean(diffs) >= 0 else "") + diff
+        if arm == "random":
+            diff = "-"
+        elif diffs:
+            diff = ("+" if statistics.mean(diffs) >= 0 else "") + mean_sd(diffs)
+        else:
+            diff = ""
         ms = mean_sd(accs)
         print(f"| `{arm}` | " + " | ".join(cells) + f" | {'**' + ms + '**' if ms else ''} | {diff} | "
               + (f"{statistics.mean(trains):.1f}%" if trains else "") + " |")
