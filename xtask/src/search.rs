@@ -12,7 +12,7 @@ use crate::flags::DataFlags;
 use crate::runs;
 use crate::check;
 use dada_train::error::clip;
-use crate::progress::{interrupt_flag, step_bar};
+use crate::progress::{interrupt_flag, StepProgress};
 use crate::flags::SearchCmd;
 use crate::{figures, project_root};
 
@@ -163,22 +163,21 @@ impl SearchCmd {
             search.splits.val.len(), search.splits.test.len(), cfg.epochs, cfg.steps_per_epoch(), cfg.seed
         );
         let stop = interrupt_flag();
-        let bar = step_bar(cfg.total_steps(), search.step_index());
+        let mut progress = StepProgress::new(cfg.total_steps(), search.step_index());
         let (mut sum_loss, mut sum_acc, mut n) = (0f64, 0f64, 0f64);
         let done = search.run(&ck, &stop, &mut |row| {
             sum_loss = 0.9 * sum_loss + row.train_loss as f64;
             sum_acc = 0.9 * sum_acc + row.train_acc as f64;
             n = 0.9 * n + 1.0;
-            bar.set_message(format!(
+            progress.step(format!(
                 "loss {:.3} acc {:.1}% val {:.3} T {:.2}",
                 sum_loss / n,
                 100.0 * sum_acc / n,
                 row.val_loss,
                 row.temperature
             ));
-            bar.inc(1);
         });
-        bar.finish_and_clear();
+        progress.finish();
         let done = done.with_context(|| format!("search stopped; the last checkpoint is in {}", ck.display()))?;
         write_history(&out.join("history.csv"), &search.history)?;
         if !done {

@@ -13,7 +13,7 @@ use crate::flags::DataFlags;
 use crate::runs;
 use crate::check;
 use dada_train::error::clip;
-use crate::progress::{interrupt_flag, step_bar};
+use crate::progress::{interrupt_flag, StepProgress};
 use crate::flags::TrainCmd;
 use crate::project_root;
 
@@ -148,17 +148,16 @@ impl TrainCmd {
             cfg.model, cfg.policy.name(), trainer.train.len(), cfg.epochs, cfg.steps_per_epoch(trainer.train.len()), cfg.batch_size, cfg.seed
         );
         let stop = interrupt_flag();
-        let bar = step_bar(trainer.total_steps(), trainer.step_index());
+        let mut progress = StepProgress::new(trainer.total_steps(), trainer.step_index());
         let (mut ema_l, mut ema_a, mut w) = (0f64, 0f64, 0f64);
         let start = std::time::Instant::now();
         let done = trainer.run(&ck, &stop, &mut |_, loss, acc| {
             ema_l = 0.95 * ema_l + loss as f64;
             ema_a = 0.95 * ema_a + acc as f64;
             w = 0.95 * w + 1.0;
-            bar.set_message(format!("loss {:.3} acc {:.1}%", ema_l / w, 100.0 * ema_a / w));
-            bar.inc(1);
+            progress.step(format!("loss {:.3} acc {:.1}%", ema_l / w, 100.0 * ema_a / w));
         });
-        bar.finish_and_clear();
+        progress.finish();
         let done = done.with_context(|| format!("training stopped; the last checkpoint is in {}", ck.display()))?;
         write_history(&out.join("history.csv"), &trainer.history)?;
         curves(&out.join("curves.png"), &trainer.history, &cfg.policy.name())?;
