@@ -68,6 +68,11 @@ impl StepProgress {
         self.bar.set_message(msg);
     }
 
+    /// A warning printed above the bar.
+    pub fn warn(&self, msg: &str) {
+        self.bar.suspend(|| eprintln!("warning: {msg}"));
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

@@ -165,7 +165,17 @@ impl SearchCmd {
         let stop = interrupt_flag();
         let mut progress = StepProgress::new(cfg.total_steps(), search.step_index());
         let (mut sum_loss, mut sum_acc, mut n) = (0f64, 0f64, 0f64);
+        // history.csv follows the run at the checkpoint cadence, so a long search can be
+        // watched (the rows before a resume come from the checkpoint)
+        let (history_path, every) = (out.join("history.csv"), cfg.checkpoint_every.max(1));
+        let mut rows = search.history.clone();
         let done = search.run(&ck, &stop, &mut |row| {
+            rows.push(row.clone());
+            if rows.len().is_multiple_of(every) {
+                if let Err(e) = write_history(&history_path, &rows) {
+                    progress.warn(&format!("{e:#}"));
+                }
+            }
             sum_loss = 0.9 * sum_loss + row.train_loss as f64;
             sum_acc = 0.9 * sum_acc + row.train_acc as f64;
             n = 0.9 * n + 1.0;
@@ -245,7 +255,7 @@ fn write_history(path: &Path, rows: &[dada_train::HistoryRow]) -> Result<()> {
         text.push_str(&r.csv());
         text.push('\n');
     }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    dada_train::data::cifar::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// `--model`: wrn-40-2, wrn-16-2, wrn-28-10, resnet18 or tiny-cnn.
