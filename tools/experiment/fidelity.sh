@@ -54,22 +54,23 @@ run_job() {
   fi
 }
 
-# The jobs in order of what they answer; a lane takes every LANES-th job, so with two lanes the
-# two searches run side by side and each lane's dada runs come after its own search.
+# The jobs in order of what they answer: each seed's `dada` and `random` first, so with two
+# lanes they run side by side. A lane takes every LANES-th job; a run that needs a search
+# another lane is still running waits for its policy.
 JOBS=(
   "search per-batch $SEARCH_PB"
   "search per-image $SEARCH_PI"
   "train dada dada:$SEARCH_PB/policy.json 0"
-  "train dada-per-image dada:$SEARCH_PI/policy.json 0"
   "train random random 0"
+  "train dada-per-image dada:$SEARCH_PI/policy.json 0"
   "train dada-official dada-official:cifar10 0"
   "train dada dada:$SEARCH_PB/policy.json 1"
-  "train dada-per-image dada:$SEARCH_PI/policy.json 1"
   "train random random 1"
+  "train dada-per-image dada:$SEARCH_PI/policy.json 1"
   "train dada-official dada-official:cifar10 1"
   "train dada dada:$SEARCH_PB/policy.json 2"
-  "train dada-per-image dada:$SEARCH_PI/policy.json 2"
   "train random random 2"
+  "train dada-per-image dada:$SEARCH_PI/policy.json 2"
   "train dada-official dada-official:cifar10 2"
   "train baseline baseline 0"
   "train cutout cutout 0"
