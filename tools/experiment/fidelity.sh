@@ -46,10 +46,12 @@ run_job() {
   else
     local arm=$2 policy=$3 seed=$4 out=$ROOT/$2-seed$4
     if [[ -f $out/result.json ]]; then echo "skip $out (done)"; return; fi
-    local resume=()
-    [[ -f $out/checkpoint.safetensors ]] && resume=(--resume "$out")
     echo "== train $policy seed $seed -> $out ($(date -u +%H:%M))"
-    "$XTASK" train --policy "$policy" "${COMMON[@]}" --seed "$seed" --out "$out" "${resume[@]}"
+    if [[ -f $out/checkpoint.safetensors ]]; then
+      "$XTASK" train --resume "$out"
+    else
+      "$XTASK" train --policy "$policy" "${COMMON[@]}" --seed "$seed" --out "$out"
+    fi
     [[ -f $out/result.json ]] || { echo "stopped in $out; run again to resume" >&2; return 130; }
   fi
 }
